@@ -1,0 +1,46 @@
+"""Improvement events: datasets, evaluations, prompt and model promotions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+import msgspec
+
+from gyre_contracts.base import Event, utc_now
+
+
+class DatasetBuilt(Event, frozen=True, kw_only=True, tag="gyre.improve.dataset.v1"):
+    subject: ClassVar[str] = "improve.dataset"
+    name: str
+    version: str
+    examples: int
+    object_name: str
+    built_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class EvaluationCompleted(Event, frozen=True, kw_only=True, tag="gyre.improve.evaluated.v1"):
+    subject: ClassVar[str] = "improve.evaluated"
+    name: str
+    candidate: str
+    baseline: str
+    dataset: str
+    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    passed: bool
+    evaluated_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class PromptPromoted(Event, frozen=True, kw_only=True, tag="gyre.improve.prompt_promoted.v1"):
+    subject: ClassVar[str] = "improve.prompt_promoted"
+    name: str
+    version: str
+    label: str = "production"
+    promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class ModelPromoted(Event, frozen=True, kw_only=True, tag="gyre.improve.model_promoted.v1"):
+    subject: ClassVar[str] = "improve.model_promoted"
+    name: str
+    version: str
+    alias: str = "production"
+    promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)

@@ -1,0 +1,59 @@
+"""Document ingestion events: submitted, accepted, rejected, deletion requested."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import msgspec
+
+from gyre_contracts.base import Event, Model, utc_now
+
+
+class DocumentSubmitted(Event, frozen=True, kw_only=True, tag="gyre.ingest.submitted.v1"):
+    """A document to ingest. Exactly one of ``text`` or ``content`` (base64) is set."""
+
+    subject: ClassVar[str] = "ingest.submitted"
+    document_id: str
+    text: str | None = None
+    content: str | None = None
+    content_type: str = "text/plain"
+    title: str = ""
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    source: str = "api"
+    submission_id: str = ""
+    submitted_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class Rejection(Model, frozen=True, kw_only=True):
+    """One reason a document was rejected: a stable code and a human explanation."""
+
+    code: str
+    message: str
+
+
+class DocumentAccepted(Event, frozen=True, kw_only=True, tag="gyre.ingest.accepted.v1"):
+    subject: ClassVar[str] = "ingest.accepted"
+    document_id: str
+    version: int
+    content_hash: str
+    chunk_count: int
+    characters: int
+    submitted_at: dt.datetime
+    accepted_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class DocumentRejected(Event, frozen=True, kw_only=True, tag="gyre.ingest.rejected.v1"):
+    subject: ClassVar[str] = "ingest.rejected"
+    document_id: str
+    reasons: tuple[Rejection, ...]
+    submitted_at: dt.datetime
+    rejected_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class DocumentDeletionRequested(Event, frozen=True, kw_only=True, tag="gyre.index.delete.v1"):
+    """Ask the index to drop every chunk of a document."""
+
+    subject: ClassVar[str] = "index.delete"
+    document_id: str
+    requested_at: dt.datetime = msgspec.field(default_factory=utc_now)

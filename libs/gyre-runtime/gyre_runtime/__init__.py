@@ -1,0 +1,1 @@
+"""The runtime Gyre's services share: settings, logging, bus, state, metrics, models, vector store."""

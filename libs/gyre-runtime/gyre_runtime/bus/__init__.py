@@ -1,0 +1,1 @@
+"""The bus runtime: streams and consumers table, connection, publishing, consuming with the handler policy."""

@@ -1,0 +1,173 @@
+"""Consuming events from a durable pull consumer, with Gyre's handler policy.
+
+Policy: undecodable payload -> dead letter at once (with the decode error); handler raises
+PermanentError -> dead letter at once; any other exception -> nak with back-off; failing on
+the last allowed delivery -> dead letter; success -> ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Union
+
+import nats.errors
+from nats.aio.msg import Msg
+
+from gyre_contracts import DeadLetter, EnvelopeError, Event, decode_event
+from gyre_runtime.bus.connection import Bus, ensure_consumer
+from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.bus.topology import ConsumerSpec
+from gyre_runtime.logging import get_logger
+from gyre_runtime.metrics import HANDLER_SECONDS, MESSAGES_HANDLED
+
+log = get_logger()
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix: the message goes straight to the dead-letter stream."""
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What a handler may know about the message besides its event."""
+
+    subject: str
+    event_id: str
+    tenant: str
+    traceparent: str | None
+    delivery: int
+    headers: dict[str, str]
+
+
+Handler = Callable[[Any, MessageContext], Awaitable[None]]
+
+
+class ConsumerWorker:
+    """Fetches from one durable consumer and runs the handler on each message, bounded concurrency."""
+
+    def __init__(
+        self, bus: Bus, spec: ConsumerSpec, handler: Handler, publisher: Publisher, *, max_deliver: int
+    ) -> None:
+        self.bus = bus
+        self.spec = spec
+        self.handler = handler
+        self.publisher = publisher
+        self.max_deliver = max_deliver
+        self.event_type: Any = spec.events[0] if len(spec.events) == 1 else Union[spec.events]  # noqa: UP007
+        self._slots = asyncio.Semaphore(spec.concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.ready = False
+
+    async def start(self) -> None:
+        stream = await ensure_consumer(self.bus, self.spec, self.max_deliver)
+        self._sub = await self.bus.js.pull_subscribe_bind(durable=self.spec.durable, stream=stream)
+        self._task = asyncio.create_task(self._run(), name=f"consume-{self.spec.durable}")
+        self.ready = True
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop fetching, let in-flight handlers finish (unfinished ones are redelivered later)."""
+        self._stopping.set()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=grace_s)
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            free = 1
+            while free < self.spec.concurrency and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                msgs = await self._sub.fetch(free, timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs = []
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+                log.warning("fetch_failed", consumer=self.spec.durable, error=str(exc))
+                msgs = []
+                await asyncio.sleep(0.5)
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Msg) -> None:
+        headers = dict(msg.headers or {})
+        delivery = msg.metadata.num_delivered
+        type_name = headers.get("ce-type", "unknown")
+        try:
+            event: Event = decode_event(msg.data, self.event_type, headers)
+        except EnvelopeError as exc:
+            await self._dead_letter(msg, headers, str(exc), delivery)
+            return
+        type_name = event.event_type()
+        ctx = MessageContext(
+            subject=msg.subject,
+            event_id=headers.get("ce-id", ""),
+            tenant=event.tenant,
+            traceparent=headers.get("ce-traceparent"),
+            delivery=delivery,
+            headers=headers,
+        )
+        started = time.perf_counter()
+        try:
+            await self.handler(event, ctx)
+        except asyncio.CancelledError:
+            raise
+        except PermanentError as exc:
+            await self._dead_letter(msg, headers, f"{type(exc).__name__}: {exc}", delivery)
+            return
+        except Exception as exc:  # any failure of a handler is retried, never crashes the service
+            if delivery >= self.max_deliver:
+                await self._dead_letter(msg, headers, f"{type(exc).__name__}: {exc}", delivery)
+                return
+            delay = self.spec.backoff_s[min(delivery, len(self.spec.backoff_s)) - 1]
+            log.warning(
+                "handler_failed", consumer=self.spec.durable, event_type=type_name,
+                event_id=ctx.event_id, delivery=delivery, retry_in_s=delay, error=f"{type(exc).__name__}: {exc}",
+            )
+            MESSAGES_HANDLED.labels(self.spec.service, type_name, "nak").inc()
+            await msg.nak(delay=delay)
+            return
+        finally:
+            HANDLER_SECONDS.labels(self.spec.service, type_name).observe(time.perf_counter() - started)
+        await msg.ack()
+        MESSAGES_HANDLED.labels(self.spec.service, type_name, "ack").inc()
+
+    async def _dead_letter(self, msg: Msg, headers: dict[str, str], error: str, attempts: int) -> None:
+        letter = DeadLetter(
+            tenant=headers.get("ce-tenant", "default"),
+            service=self.spec.service,
+            original_subject=msg.subject,
+            headers=headers,
+            payload=base64.b64encode(msg.data).decode(),
+            error=error,
+            attempts=attempts,
+        )
+        seq = msg.metadata.sequence.stream
+        await self.publisher.publish(
+            letter,
+            subject=f"dlq.{self.spec.service}",
+            event_id=f"dlq-{self.spec.durable}-{msg.metadata.stream}-{seq}",
+        )
+        await msg.term()
+        MESSAGES_HANDLED.labels(self.spec.service, headers.get("ce-type", "unknown"), "dead_letter").inc()
+        log.error("dead_lettered", consumer=self.spec.durable, subject=msg.subject, error=error, attempts=attempts)

@@ -1,0 +1,50 @@
+"""Publishing events: CloudEvents headers, JetStream de-duplication by ce-id, batched async acks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from nats.js import api as js_api
+
+from gyre_contracts import Event, cloudevent_headers, encode_body
+from gyre_runtime.bus.connection import Bus
+
+
+class Publisher:
+    """Publishes events for one service (``ce-source`` = ``gyre/<service>``)."""
+
+    def __init__(self, bus: Bus, service: str) -> None:
+        self.bus = bus
+        self.source = f"{bus.settings.subject_prefix}/{service}"
+
+    def _message(
+        self, event: Event, event_id: str | None, subject: str | None, traceparent: str | None
+    ) -> tuple[str, bytes, dict[str, str]]:
+        headers = cloudevent_headers(event, source=self.source, event_id=event_id, traceparent=traceparent)
+        return self.bus.subject(subject or event.subject), encode_body(event), headers
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        event_id: str | None = None,
+        subject: str | None = None,
+        traceparent: str | None = None,
+    ) -> js_api.PubAck:
+        """Publish to JetStream and wait for its ack. A repeated ``event_id`` is dropped (ack.duplicate)."""
+        subj, body, headers = self._message(event, event_id, subject, traceparent)
+        return await self.bus.js.publish(subj, body, headers=headers)
+
+    async def publish_many(self, events: Iterable[tuple[Event, str | None]]) -> list[js_api.PubAck]:
+        """Publish many (event, event_id) pairs with async publish, gathering the acks at the end."""
+        futures = []
+        for event, event_id in events:
+            subj, body, headers = self._message(event, event_id, None, None)
+            futures.append(await self.bus.js.publish_async(subj, body, headers=headers))
+        return list(await asyncio.gather(*futures))
+
+    async def emit(self, event: Event, *, subject: str, traceparent: str | None = None) -> None:
+        """Core NATS publish (no persistence): token streams and other ephemeral messages."""
+        subj, body, headers = self._message(event, None, subject, traceparent)
+        await self.bus.nc.publish(subj, body, headers=headers)

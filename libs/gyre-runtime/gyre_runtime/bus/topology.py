@@ -1,0 +1,90 @@
+"""Every stream and durable consumer Gyre uses, in one table, created idempotently at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gyre_contracts import (
+    ChunksReady,
+    DocumentDeletionRequested,
+    DocumentSubmitted,
+    Event,
+    FeedbackRecorded,
+    FeedbackSubmitted,
+    GenerationRequested,
+)
+
+DAY = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]  # suffixes after the prefix
+    max_age_s: float = 30 * DAY
+    duplicate_window_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer; N replicas of ``service`` bind to it and share its messages."""
+
+    service: str
+    durable: str
+    stream: str
+    filter_subjects: tuple[str, ...]
+    events: tuple[type[Event], ...]
+    ack_wait_s: float = 60.0
+    max_ack_pending: int = 64
+    backoff_s: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0)
+    concurrency: int = 8
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec("GYRE_INGEST", ("ingest.>",)),
+    StreamSpec("GYRE_EMBED", ("embed.>",)),
+    StreamSpec("GYRE_INDEX", ("index.>",)),
+    StreamSpec("GYRE_GENERATE", ("generate.requested", "generate.completed", "generate.failed")),
+    StreamSpec("GYRE_FEEDBACK", ("feedback.>",)),
+    StreamSpec("GYRE_IMPROVE", ("improve.>",)),
+    StreamSpec("GYRE_MONITOR", ("monitor.>",)),
+    StreamSpec("GYRE_DLQ", ("dlq.>",), max_age_s=90 * DAY),
+)
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,)),
+    # Embedding a large document takes seconds: few in flight, long ack wait.
+    ConsumerSpec(
+        "embed", "embed", "GYRE_EMBED", ("embed.requested",), (ChunksReady,),
+        ack_wait_s=300.0, max_ack_pending=8, concurrency=2,
+    ),
+    ConsumerSpec("embed", "embed_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
+    # One generation at a time per replica: the ONNX generator is CPU bound.
+    ConsumerSpec(
+        "generate", "generate", "GYRE_GENERATE", ("generate.requested",), (GenerationRequested,),
+        ack_wait_s=300.0, max_ack_pending=4, concurrency=1,
+    ),
+    ConsumerSpec("feedback", "feedback", "GYRE_FEEDBACK", ("feedback.submitted",), (FeedbackSubmitted,)),
+    ConsumerSpec("improve", "improve", "GYRE_FEEDBACK", ("feedback.recorded",), (FeedbackRecorded,)),
+)
+
+
+def consumers_of(service: str) -> tuple[ConsumerSpec, ...]:
+    return tuple(c for c in CONSUMERS if c.service == service)
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    name: str
+    history: int = 1
+    description: str = ""
+
+
+# Key-value state (see DESIGN "State: where each fact lives").
+BUCKETS: tuple[BucketSpec, ...] = (
+    BucketSpec("gyre_documents", history=5, description="document registry: status, version, reasons, timings"),
+    BucketSpec("gyre_generations", description="generation records by request id, for the feedback join"),
+    BucketSpec("gyre_feedback_tallies", description="feedback counts per prompt version and per model"),
+    BucketSpec("gyre_models", description="model registry: versions the running services serve"),
+)

@@ -1,0 +1,103 @@
+"""Gyre's settings: one typed object, read from ``GYRE_*`` environment variables, documented here only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+ENV_PREFIX = "GYRE_"
+
+# Default HTTP port of each process; GYRE_HTTP_PORT overrides it for one process.
+DEFAULT_PORTS: dict[str, int] = {
+    "gateway": 8080,
+    "ingest": 8091,
+    "embed": 8092,
+    "generate": 8093,
+    "feedback": 8094,
+    "improve": 8095,
+    "monitor": 8096,
+}
+
+
+def _doc(text: str) -> Any:
+    return msgspec.Meta(description=text)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting of every Gyre process. Env var = ``GYRE_`` + the field name in upper case."""
+
+    data_dir: Annotated[str, _doc("Local state: NATS store, Qdrant Edge shard, models, API key.")] = "./data"
+    model_dir: Annotated[str, _doc("Model store; empty means `<data_dir>/models`.")] = ""
+    nats_url: Annotated[str, _doc("NATS server(s), comma separated.")] = "nats://127.0.0.1:4222"
+    subject_prefix: Annotated[str, _doc("First token of every subject.")] = "gyre"
+    stream_replicas: Annotated[int, _doc("JetStream replicas per stream (3 on a cluster).")] = 1
+    http_host: Annotated[str, _doc("Address each process's HTTP server binds.")] = "127.0.0.1"
+    http_port: Annotated[int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8096).")] = 0
+    log_level: Annotated[str, _doc("debug, info, warning or error.")] = "info"
+    api_keys: Annotated[str, _doc("Extra API keys, `key1:tenant-a,key2:tenant-b`.")] = ""
+    api_key_file: Annotated[str, _doc("File holding `key:tenant` lines; empty means `<data_dir>/api-key` if present.")] = ""
+    embedding_model: Annotated[str, _doc("Embedding model folder name in the model store.")] = "all-minilm-l6-v2"
+    generation_model: Annotated[str, _doc("Generation model folder name in the model store.")] = "smollm2-135m-instruct"
+    onnx_threads: Annotated[int, _doc("ONNX Runtime intra-op threads per session; 0 lets it choose.")] = 0
+    chunk_tokens: Annotated[int, _doc("Chunk size in embedding-model tokens.")] = 200
+    chunk_overlap: Annotated[int, _doc("Tokens shared by consecutive chunks.")] = 40
+    max_document_chars: Annotated[int, _doc("Documents longer than this are rejected (`too_large`).")] = 2_000_000
+    embed_batch_size: Annotated[int, _doc("Chunks per ONNX Runtime call in the embed service.")] = 32
+    qdrant_path: Annotated[str, _doc("Qdrant Edge shard folder; empty means `<data_dir>/qdrant`.")] = ""
+    retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
+    max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
+    max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5
+    request_timeout_s: Annotated[float, _doc("How long the gateway waits for a service's reply.")] = 120.0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model_dir).expanduser() if self.model_dir else self.data_path / "models"
+
+    @property
+    def qdrant_shard_path(self) -> Path:
+        return Path(self.qdrant_path).expanduser() if self.qdrant_path else self.data_path / "qdrant"
+
+    def port_for(self, service: str) -> int:
+        return self.http_port or DEFAULT_PORTS[service]
+
+    def subject(self, suffix: str) -> str:
+        return f"{self.subject_prefix}.{suffix}"
+
+
+class SettingsError(ValueError):
+    """An environment variable that does not fit its setting."""
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (``GYRE_*``), then keyword overrides."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for name in Settings.__struct_fields__:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            raw[name] = env[key]
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc} (check the GYRE_* environment variables)") from exc
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(env var, default, description) for every setting: what docs/settings.md shows."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    rows = []
+    for field in info.fields:
+        description = ""
+        if isinstance(field.type, msgspec.inspect.Metadata):
+            description = str((field.type.extra_json_schema or {}).get("description", ""))
+        rows.append((ENV_PREFIX + field.name.upper(), repr(field.default), description))
+    return rows

@@ -1,0 +1,172 @@
+"""The shell every Gyre service runs in: bus connection, consumers, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gyre_runtime.bus.connection import Bus, connect, ensure_topology
+from gyre_runtime.bus.consumer import ConsumerWorker, Handler
+from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.bus.topology import consumers_of
+from gyre_runtime.config import Settings, load_settings
+from gyre_runtime.logging import configure_logging, get_logger
+
+log = get_logger()
+
+Hook = Callable[["Service"], Awaitable[None]]
+
+
+class Service:
+    """Wires one service: call ``consume`` and ``on_start``/``on_stop``, then serve ``asgi()``."""
+
+    def __init__(self, name: str, settings: Settings, routes: Sequence[BaseRoute] = ()) -> None:
+        self.name = name
+        self.settings = settings
+        self.routes = list(routes)
+        self._handlers: dict[str, Handler] = {}
+        self._start_hooks: list[Hook] = []
+        self._stop_hooks: list[Hook] = []
+        self.workers: list[ConsumerWorker] = []
+        self.state: dict[str, Any] = {}
+        self.ready = False
+        self.startup_error: str | None = None
+        self._bus: Bus | None = None
+        self._publisher: Publisher | None = None
+
+    @property
+    def bus(self) -> Bus:
+        assert self._bus is not None, "bus not connected yet"
+        return self._bus
+
+    @property
+    def publisher(self) -> Publisher:
+        assert self._publisher is not None, "bus not connected yet"
+        return self._publisher
+
+    def consume(self, durable: str, handler: Handler) -> None:
+        """Attach a handler to one of this service's consumers from the topology table."""
+        known = {c.durable for c in consumers_of(self.name)}
+        if durable not in known:
+            raise ValueError(f"{durable!r} is not a consumer of {self.name} (known: {sorted(known)})")
+        self._handlers[durable] = handler
+
+    def on_start(self, hook: Hook) -> Hook:
+        self._start_hooks.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        self._stop_hooks.append(hook)
+        return hook
+
+    async def start(self) -> None:
+        """Connect, declare the topology, run start hooks (model loading), start consumers."""
+        self._bus = await connect(self.settings, name=f"gyre-{self.name}")
+        self._publisher = Publisher(self._bus, self.name)
+        await ensure_topology(self._bus)
+        for hook in self._start_hooks:
+            await hook(self)
+        for spec in consumers_of(self.name):
+            handler = self._handlers.get(spec.durable)
+            if handler is None:
+                continue
+            worker = ConsumerWorker(
+                self._bus, spec, handler, self._publisher, max_deliver=self.settings.max_deliver
+            )
+            await worker.start()
+            self.workers.append(worker)
+        self.ready = True
+        log.info("service_ready", consumers=[w.spec.durable for w in self.workers])
+
+    async def stop(self) -> None:
+        self.ready = False
+        for worker in self.workers:
+            await worker.stop()
+        for hook in reversed(self._stop_hooks):
+            with contextlib.suppress(Exception):
+                await hook(self)
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                await self._bus.close()
+        log.info("service_stopped")
+
+    async def _start_in_background(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:
+            self.startup_error = f"{type(exc).__name__}: {exc}"
+            log.exception("service_start_failed", error=self.startup_error)
+
+    def asgi(self) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            # Start in the background so /healthz answers while models load.
+            task = asyncio.create_task(self._start_in_background())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await self.stop()
+
+        async def healthz(request: Request) -> Response:
+            if self.startup_error:
+                return JSONResponse({"status": "failed", "error": self.startup_error}, status_code=500)
+            return JSONResponse({"status": "ok", "service": self.name})
+
+        async def readyz(request: Request) -> Response:
+            ready = self.ready and self._bus is not None and self._bus.nc.is_connected
+            body = {"ready": ready, "service": self.name}
+            if self.startup_error:
+                body["error"] = self.startup_error
+            return JSONResponse(body, status_code=200 if ready else 503)
+
+        async def metrics(request: Request) -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        routes: list[BaseRoute] = [
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            *self.routes,
+        ]
+        app = Starlette(routes=routes, lifespan=lifespan)
+        app.state.service = self
+        return app
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def run_service(name: str, build: Callable[[Settings], Any]) -> None:
+    """Console entry point body: settings from the environment, JSON logs, serve over HTTP."""
+    settings = load_settings()
+    configure_logging(name, settings.log_level)
+    port = settings.port_for(name)
+    if not port_is_free(settings.http_host, port):
+        log.error("port_busy", host=settings.http_host, port=port, hint="set GYRE_HTTP_PORT to a free port")
+        sys.exit(2)
+    app = build(settings)
+    uvicorn.run(
+        app, host=settings.http_host, port=port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=15,
+    )

@@ -1,0 +1,1 @@
+"""State kept in NATS KV buckets, so no service holds in memory what a restart would need."""
