@@ -82,7 +82,9 @@ def event_json_schema(cls: type[Event]) -> dict[str, Any]:
     }
     if defs:
         document["$defs"] = defs
-    return document
+    # Plain JSON values (msgspec leaves tuple defaults as tuples), equal to the file read back.
+    plain: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(document))
+    return plain
 
 
 def all_schemas(events: tuple[type[Event], ...] = ALL_EVENTS) -> dict[str, dict[str, Any]]:

@@ -59,6 +59,12 @@ def file_entries(folder: Path) -> dict[str, dict[str, object]]:
     return entries
 
 
+def folder_digest(files: dict[str, dict[str, object]]) -> str:
+    """sha256 over every file's path and sha256: names the whole model folder."""
+    lines = "".join(f"{rel}\t{entry['sha256']}\n" for rel, entry in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def write_manifest(folder: Path, fields: dict[str, object]) -> dict[str, object]:
     """Hash every file in `folder` and write manifest.json; `fields` must name `file`."""
     files = file_entries(folder)
@@ -67,6 +73,7 @@ def write_manifest(folder: Path, fields: dict[str, object]) -> dict[str, object]
         raise RuntimeError(f"main file {main} was not produced in {folder}")
     manifest = dict(fields)
     manifest.update(
+        digest=folder_digest(files),
         sha256=files[main]["sha256"],
         size=files[main]["size"],
         files=files,

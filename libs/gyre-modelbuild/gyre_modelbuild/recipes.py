@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .common import PACKAGE_DIR, requirement_pins
 
-RECIPE_FORMAT = 1  # bump to rebuild everything
+RECIPE_FORMAT = 2  # bump to rebuild everything (e.g. when the manifest format changes)
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,6 @@ def _rebuild_tokenizer(fields: dict[str, Any]) -> Any:
         models.BPE(
             vocab=vocab,
             merges=merges,
-            dropout=None,
-            unk_token=None,
-            continuing_subword_prefix=None,
-            end_of_word_suffix=None,
             fuse_unk=False,
             byte_fallback=False,
         )

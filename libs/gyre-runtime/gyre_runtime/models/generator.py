@@ -188,8 +188,8 @@ class OnnxGenaiGenerator:
 
     @property
     def version(self) -> str:
-        m = self.manifest
-        return f"{m.name}:{m.version}:{m.sha256[:12]}"
+        """`name:version:digest12` (the digest covers graph, weights and tokenizer)."""
+        return self.manifest.model_version
 
     @property
     def context_length(self) -> int:

@@ -32,6 +32,7 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     files: dict[str, FileEntry]
     recipe_hash: str
     built_at: str
+    digest: str = ""  # sha256 over every file's path + sha256: names the whole folder
     format: str = ""  # "onnx" | "onnxruntime-genai"
     dimension: int | None = None  # embedding models
     max_tokens: int | None = None  # embedding models: input tokens per text
@@ -42,8 +43,15 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def model_version(self) -> str:
-        """`name:version:sha12`: what a service reports as the model it serves."""
-        return f"{self.name}:{self.version}:{self.sha256[:12]}"
+        """`name:version:hash12`: what a service reports as the model it serves. The hash is the
+        folder digest when there is one (a genai model's graph file alone does not change with
+        its weights), else the main file's sha256."""
+        return f"{self.name}:{self.version}:{(self.digest or self.sha256)[:12]}"
+
+
+def folder_digest(files: dict[str, FileEntry]) -> str:
+    lines = "".join(f"{rel}\t{entry.sha256}\n" for rel, entry in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 class ManifestError(Exception):
@@ -87,6 +95,8 @@ def verify_manifest(model_dir: str | Path, *, check_hashes: bool = True) -> list
         entry = manifest.files[manifest.file]
         if (entry.sha256, entry.size) != (manifest.sha256, manifest.size):
             problems.append(f"main file {manifest.file!r}: sha256/size differ from its files entry")
+    if manifest.digest and folder_digest(manifest.files) != manifest.digest:
+        problems.append("digest does not match the files listed")
     for rel, entry in sorted(manifest.files.items()):
         path = model_dir / rel
         if not path.is_file():

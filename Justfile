@@ -1,0 +1,38 @@
+# Gyre's commands. `just up` runs the platform; `just test` runs the test suite.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default:
+    @just --list
+
+# Create or refresh .venv (every package editable, dev tools)
+setup:
+    bash scripts/setup.sh
+
+# Build the default models into the model store (skips what is already built)
+models:
+    bash libs/gyre-modelbuild/build.sh
+
+# Run nats-server and all seven Gyre processes, ingest docs/, print the URL and API key
+up: setup models
+    .venv/bin/gyre up --samples docs
+
+# Unit, integration (real nats-server) and end-to-end (real stack, real models) tests
+test: setup models
+    .venv/bin/python -m pytest -q
+
+# Only the fast tests (no models, no stack)
+test-fast: setup
+    .venv/bin/python -m pytest -q tests/unit tests/integration --ignore=tests/unit/models
+
+# Regenerate proto/ (JSON Schemas and AsyncAPI) from the contracts
+proto: setup
+    .venv/bin/python tools/gen_proto.py
+
+# ruff and mypy --strict
+lint: setup
+    .venv/bin/ruff check libs services tests tools
+    .venv/bin/mypy --strict libs/gyre-contracts/gyre_contracts libs/gyre-runtime/gyre_runtime
+
+# Benchmarks (not part of `just test`); results go to docs/benchmarks.md
+bench: setup models
+    .venv/bin/python -m tests.bench.run --write docs/benchmarks.md

@@ -1,0 +1,1 @@
+"""Gyre's operator command line."""

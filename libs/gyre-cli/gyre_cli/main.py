@@ -1,0 +1,161 @@
+"""`gyre`: run the local stack, ingest files, list dead letters, show settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from gyre_cli.client import GatewayClient, find_documents
+from gyre_cli.stack import LocalStack, StackError, ensure_api_key
+from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
+
+
+def _ports_from_env() -> tuple[dict[str, int], int, int]:
+    ports = dict(DEFAULT_PORTS)
+    ports["gateway"] = int(os.environ.get("GYRE_GATEWAY_PORT", ports["gateway"]))
+    base = os.environ.get("GYRE_PORT_BASE")
+    if base:
+        for offset, name in enumerate(("ingest", "embed", "generate", "feedback", "improve", "monitor"), start=1):
+            ports[name] = int(base) + offset
+    return ports, int(os.environ.get("GYRE_NATS_PORT", 4222)), int(os.environ.get("GYRE_NATS_MONITOR_PORT", 8222))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    data_dir = settings.data_path.resolve()
+    model_dir = settings.model_path.resolve()
+    missing = [m for m in (settings.embedding_model, settings.generation_model) if not (model_dir / m / "manifest.json").exists()]
+    if missing:
+        print(f"models missing in {model_dir}: {', '.join(missing)}; build them with `just models`", file=sys.stderr)
+        return 2
+    key = ensure_api_key(data_dir)
+    ports, nats_port, nats_monitor = _ports_from_env()
+    stack = LocalStack(data_dir=data_dir, model_dir=model_dir, ports=ports, nats_port=nats_port,
+                       nats_monitor_port=nats_monitor)
+    print(f"starting nats-server and {len(ports)} Gyre processes (logs in {stack.log_dir}) ...", flush=True)
+    # SIGTERM behaves like Ctrl-C: a clean stop.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        started = time.monotonic()
+        stack.start()
+        print(f"all processes ready in {time.monotonic() - started:.1f} s", flush=True)
+        samples = [Path(p) for p in args.samples]
+        if samples:
+            client = GatewayClient(stack.gateway_url, key)
+            files = find_documents(samples)
+            ids = []
+            for path in files:
+                document_id = "sample/" + path.name
+                client.submit_file(path, document_id)
+                ids.append(document_id)
+            final = client.wait_until_settled(ids)
+            indexed = sum(1 for s in final.values() if s == "indexed")
+            print(f"sample documents: {indexed} of {len(ids)} indexed", flush=True)
+        url = stack.gateway_url
+        print(f"""
+Gyre is up.
+  gateway:  {url}   (OpenAPI: {url}/docs)
+  API key:  {key}   (tenant "default", saved in {data_dir / 'api-key'})
+  monitor:  {stack.url_of('monitor')}/stats
+
+Try:
+  curl -s {url}/v1/chat/completions -H "Authorization: Bearer {key}" \\
+    -H "Content-Type: application/json" \\
+    -d '{{"model": "{settings.generation_model}", "messages": [{{"role": "user", "content": "What is Gyre?"}}]}}'
+
+Ctrl-C stops everything.""", flush=True)
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+        print(f"process exited: {', '.join(dead)}\n{stack.log_tail(dead[0])}", file=sys.stderr)
+        return 1
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        stack.stop()
+        print("stopped", flush=True)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    key = args.api_key or os.environ.get("GYRE_API_KEY") or ensure_api_key(settings.data_path)
+    client = GatewayClient(args.gateway, key)
+    files = find_documents(Path(p) for p in args.paths)
+    ids = []
+    for path in files:
+        document_id = str(path)
+        client.submit_file(path, document_id)
+        ids.append(document_id)
+    final = client.wait_until_settled(ids, timeout_s=args.timeout) if args.wait else {i: "pending" for i in ids}
+    counts: dict[str, int] = {}
+    for status in final.values():
+        counts[status] = counts.get(status, 0) + 1
+    print(f"submitted {len(ids)}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0 if all(s != "rejected" for s in final.values()) else 1
+
+
+async def _dlq_list(limit: int) -> None:
+    from gyre_contracts import DeadLetter, decode_event
+    from gyre_runtime.bus.connection import connect
+
+    settings = load_settings()
+    bus = await connect(settings, name="gyre-cli")
+    try:
+        stream = bus.stream_name("GYRE_DLQ")
+        info = await bus.js.stream_info(stream)
+        first = max(info.state.first_seq, info.state.last_seq - limit + 1)
+        for seq in range(first, info.state.last_seq + 1):
+            try:
+                raw = await bus.js.get_msg(stream, seq)
+            except Exception:  # a purged sequence
+                continue
+            letter = decode_event(raw.data or b"", DeadLetter)
+            payload = base64.b64decode(letter.payload)[:80]
+            print(f"#{seq} {letter.dead_at:%Y-%m-%d %H:%M:%S} {letter.service} {letter.original_subject} "
+                  f"attempts={letter.attempts} error={letter.error!r} payload={payload!r}")
+    finally:
+        await bus.close()
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    asyncio.run(_dlq_list(args.limit))
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    print("| variable | default | meaning |\n| --- | --- | --- |")
+    for name, default, description in settings_table():
+        print(f"| `{name}` | `{default}` | {description} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gyre", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run nats-server and every Gyre process on this machine")
+    up.add_argument("--samples", nargs="*", default=[], help="files or folders to ingest once ready")
+    up.set_defaults(func=cmd_up)
+    ingest = sub.add_parser("ingest", help="submit text and Markdown files through the gateway")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--gateway", default=os.environ.get("GYRE_GATEWAY_URL", "http://127.0.0.1:8080"))
+    ingest.add_argument("--api-key", default=None)
+    ingest.add_argument("--no-wait", dest="wait", action="store_false")
+    ingest.add_argument("--timeout", type=float, default=600.0)
+    ingest.set_defaults(func=cmd_ingest)
+    dlq = sub.add_parser("dlq", help="list the latest dead letters")
+    dlq.add_argument("--limit", type=int, default=20)
+    dlq.set_defaults(func=cmd_dlq)
+    settings = sub.add_parser("settings", help="print the settings table (Markdown)")
+    settings.set_defaults(func=cmd_settings)
+    args = parser.parse_args(argv)
+    sys.exit(args.func(args))

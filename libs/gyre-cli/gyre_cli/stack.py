@@ -1,0 +1,179 @@
+"""The local stack: nats-server and the seven Gyre processes on one machine, started and stopped together."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from gyre_runtime.config import DEFAULT_PORTS
+from gyre_runtime.service import port_is_free
+
+SERVICES = ("ingest", "embed", "generate", "feedback", "improve", "monitor", "gateway")
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says why and what to do."""
+
+
+def find_executable(name: str) -> str:
+    """A console script of this environment (next to the interpreter), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise StackError(f"{name} not found: install the project first (`just setup`)")
+    return found
+
+
+def ensure_api_key(data_dir: Path) -> str:
+    """The local key for tenant `default`, created on first run and kept in `<data_dir>/api-key`."""
+    path = data_dir / "api-key"
+    if path.exists():
+        return path.read_text().strip().split(":", 1)[0]
+    key = "gyre-" + secrets.token_urlsafe(24)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+@dataclass
+class LocalStack:
+    data_dir: Path
+    model_dir: Path | None = None
+    nats_port: int = 4222
+    nats_monitor_port: int = 8222
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{HOST}:{self.ports['gateway']}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{HOST}:{self.nats_port}"
+
+    def url_of(self, service: str) -> str:
+        return f"http://{HOST}:{self.ports[service]}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def check_ports(self) -> None:
+        wanted = {"nats": self.nats_port, "nats monitor": self.nats_monitor_port, **self.ports}
+        busy = [f"{name} ({port})" for name, port in wanted.items() if not port_is_free(HOST, port)]
+        if busy:
+            raise StackError(
+                "ports already in use: " + ", ".join(busy)
+                + ". Stop whatever holds them (another `just up`?) or choose other ports "
+                "(GYRE_GATEWAY_PORT, GYRE_NATS_PORT, GYRE_PORT_BASE)."
+            )
+
+    def env_for(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GYRE_")}
+        env.update({k: v for k, v in os.environ.items() if k.startswith("GYRE_") and k not in _STACK_OWNED})
+        env.update(
+            GYRE_DATA_DIR=str(self.data_dir),
+            GYRE_NATS_URL=self.nats_url,
+            GYRE_HTTP_HOST=HOST,
+            GYRE_HTTP_PORT=str(self.ports[service]),
+        )
+        if self.model_dir:
+            env["GYRE_MODEL_DIR"] = str(self.model_dir)
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        # Own session: Ctrl-C reaches only us, and we stop the children in order.
+        self.processes[name] = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def start(self, timeout_s: float = 300.0) -> None:
+        self.check_ports()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "nats-server",
+            [
+                find_executable("nats-server"), "-js", "-sd", str(self.data_dir / "nats"),
+                "-a", HOST, "-p", str(self.nats_port), "-m", str(self.nats_monitor_port),
+            ],
+            dict(os.environ),
+        )
+        self._wait_http("nats-server", f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true", 30)
+        for service in SERVICES:
+            self._spawn(service, [find_executable(f"gyre-{service}")], self.env_for(service))
+        deadline = time.monotonic() + timeout_s
+        for service in SERVICES:
+            self._wait_http(service, f"{self.url_of(service)}/readyz", max(1.0, deadline - time.monotonic()))
+
+    def _wait_http(self, name: str, url: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise StackError(f"{name} exited with code {process.returncode}:\n{self.log_tail(name)}")
+            try:
+                response = httpx.get(url, timeout=2.0)
+                if response.status_code == 200:
+                    return
+                if response.status_code == 500:
+                    raise StackError(f"{name} failed to start: {response.text}\n{self.log_tail(name)}")
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise StackError(f"{name} was not ready within {timeout_s:.0f} s:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM the services (gateway first), then nats-server; SIGKILL what does not stop."""
+        order = [s for s in reversed(SERVICES) if s in self.processes]
+        for group in (order, ["nats-server"] if "nats-server" in self.processes else []):
+            for name in group:
+                if self.processes[name].poll() is None:
+                    self.processes[name].send_signal(signal.SIGTERM)
+            for name in group:
+                try:
+                    self.processes[name].wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    self.processes[name].kill()
+                    self.processes[name].wait()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# Set per process by the stack; a user's value for these would point a service at the wrong place.
+_STACK_OWNED = {"GYRE_DATA_DIR", "GYRE_NATS_URL", "GYRE_HTTP_HOST", "GYRE_HTTP_PORT", "GYRE_MODEL_DIR"}

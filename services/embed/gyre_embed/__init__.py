@@ -1,0 +1,1 @@
+"""The embed service: chunks in, ONNX embeddings into Qdrant, retrieval answered."""

@@ -1,0 +1,142 @@
+"""Embed's handlers: index a document version, delete a document, answer retrieval and embedding calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from nats.aio.msg import Msg
+
+from gyre_contracts import (
+    ChunksReady,
+    DocumentDeleted,
+    DocumentDeletionRequested,
+    DocumentIndexed,
+    EmbedRequest,
+    EmbedResult,
+    EnvelopeError,
+    RetrieveRequest,
+    RetrieveResult,
+    decode_event,
+    encode_body,
+    utc_now,
+)
+from gyre_embed.indexing import build_points, hit_to_chunk
+from gyre_runtime.bus.consumer import MessageContext
+from gyre_runtime.bus.ids import derived_id
+from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.logging import get_logger
+from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+from gyre_runtime.vectorstore import VectorStore
+
+log = get_logger()
+
+
+class Embedder(Protocol):
+    version: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+@dataclass
+class EmbedHandlers:
+    embedder: Embedder
+    store: VectorStore
+    registry: DocumentRegistry
+    publisher: Publisher
+    batch_size: int = 32
+
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            result = await asyncio.to_thread(self.embedder.embed, batch)
+            vectors.extend([float(x) for x in row] for row in result)
+        return vectors
+
+    async def index(self, event: ChunksReady, ctx: MessageContext) -> None:
+        record = await self.registry.get(event.tenant, event.document_id)
+        if record is not None and (record.version > event.version or record.status == "deleted"):
+            log.info("stale_version_skipped", document_id=event.document_id, version=event.version,
+                     current=record.version, status=record.status)
+            return
+        started = time.perf_counter()
+        vectors = await self._embed([c.text for c in event.chunks])
+        await self.store.replace_document(
+            event.tenant, event.document_id, event.version, build_points(event, vectors)
+        )
+        embed_ms = (time.perf_counter() - started) * 1000
+        now = utc_now()
+
+        def mark_indexed(current: DocumentRecord | None) -> DocumentRecord | None:
+            if current is not None and current.version != event.version:
+                return None  # a newer version arrived meanwhile; it will mark itself
+            if current is None:
+                current = DocumentRecord(document_id=event.document_id, tenant=event.tenant, version=event.version)
+            current.status = "indexed"
+            current.chunks = len(event.chunks)
+            current.indexed_at = now
+            current.embedding_model = self.embedder.version
+            return current
+
+        await self.registry.update(event.tenant, event.document_id, mark_indexed)
+        await self.publisher.publish(
+            DocumentIndexed(
+                tenant=event.tenant, document_id=event.document_id, version=event.version,
+                chunk_count=len(event.chunks), embedding_model=self.embedder.version, embed_ms=embed_ms,
+                submitted_at=event.submitted_at, indexed_at=now,
+            ),
+            event_id=derived_id("indexed", event.tenant, event.document_id, event.version),
+            traceparent=ctx.traceparent,
+        )
+        log.info("document_indexed", document_id=event.document_id, tenant=event.tenant,
+                 version=event.version, chunks=len(event.chunks), embed_ms=round(embed_ms, 1))
+
+    async def delete(self, event: DocumentDeletionRequested, ctx: MessageContext) -> None:
+        await self.store.delete_document(event.tenant, event.document_id)
+        await self.publisher.publish(
+            DocumentDeleted(tenant=event.tenant, document_id=event.document_id),
+            event_id=derived_id("deleted", ctx.event_id),
+        )
+        log.info("document_deleted", document_id=event.document_id, tenant=event.tenant)
+
+    async def retrieve(self, msg: Msg) -> None:
+        """Request/reply: a query's top-k chunks, always filtered to the request's tenant."""
+        started = time.perf_counter()
+        try:
+            request = decode_event(msg.data, RetrieveRequest, msg.headers)
+            vector = (await asyncio.to_thread(self.embedder.embed, [request.query]))[0]
+            hits = await self.store.search(
+                request.tenant, [float(x) for x in vector], request.top_k, request.filter or None
+            )
+            result = RetrieveResult(
+                tenant=request.tenant, hits=tuple(hit_to_chunk(h) for h in hits),
+                retrieval_ms=(time.perf_counter() - started) * 1000, embedding_model=self.embedder.version,
+            )
+        except EnvelopeError as exc:
+            result = RetrieveResult(error=str(exc))
+        except Exception as exc:  # a failed search is answered, never left to time out
+            log.exception("retrieve_failed")
+            result = RetrieveResult(error=f"{type(exc).__name__}: {exc}")
+        await msg.respond(encode_body(result))
+
+    async def embeddings(self, msg: Msg) -> None:
+        """Request/reply: vectors for texts (the OpenAI-compatible embeddings endpoint)."""
+        try:
+            request = decode_event(msg.data, EmbedRequest, msg.headers)
+            vectors = await self._embed(list(request.texts))
+            counter = getattr(self.embedder, "count_tokens", None)
+            counts = tuple(counter(t) if counter else 0 for t in request.texts)
+            result = EmbedResult(
+                tenant=request.tenant, vectors=tuple(tuple(v) for v in vectors), token_counts=counts,
+                embedding_model=self.embedder.version,
+            )
+        except EnvelopeError as exc:
+            result = EmbedResult(error=str(exc))
+        except Exception as exc:
+            log.exception("embeddings_failed")
+            result = EmbedResult(error=f"{type(exc).__name__}: {exc}")
+        await msg.respond(encode_body(result))

@@ -1,0 +1,1 @@
+"""The feedback service: ratings joined to the generation they rate."""

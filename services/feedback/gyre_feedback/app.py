@@ -1,0 +1,25 @@
+"""Feedback service wiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gyre_feedback.handlers import FeedbackHandler
+from gyre_runtime.config import Settings
+from gyre_runtime.service import Service, run_service
+from gyre_runtime.state.generations import GenerationStore
+
+
+def create_app(settings: Settings) -> Any:
+    service = Service("feedback", settings)
+
+    @service.on_start
+    async def wire(svc: Service) -> None:
+        generations = GenerationStore(await svc.bus.kv("gyre_generations"))
+        svc.consume("feedback", FeedbackHandler(generations, svc.publisher))
+
+    return service.asgi()
+
+
+def main() -> None:
+    run_service("feedback", create_app)

@@ -1,0 +1,1 @@
+"""Gyre's HTTP gateway: REST and OpenAI-compatible endpoints in front of the event bus."""

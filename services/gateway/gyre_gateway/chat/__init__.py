@@ -1,0 +1,1 @@
+"""Chat completions (OpenAI-compatible), plain and streamed, with citations."""

@@ -1,0 +1,1 @@
+"""Documents: submit, read status, delete."""

@@ -1,0 +1,124 @@
+"""Every gateway error as an OpenAI-style JSON body: ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gyre_runtime.logging import get_logger
+
+log = get_logger()
+
+# OpenAI's error `type` for a status; the specific reason goes in `code`.
+ERROR_TYPES: dict[int, str] = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+
+
+def error_type_for(status_code: int) -> str:
+    if status_code in ERROR_TYPES:
+        return ERROR_TYPES[status_code]
+    return "server_error" if status_code >= 500 else "invalid_request_error"
+
+
+class ApiError(Exception):
+    """An error a client can act on: HTTP status plus what was wrong and how to fix it."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.code = code
+        self.param = param
+        self.error_type = error_type or error_type_for(status_code)
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.error_type, param=self.param, code=self.code)
+
+
+def error_body(message: str, error_type: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """``("body", "messages", 0, "role")`` -> ``"messages.0.role"`` (the JSON path a client sent)."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def validation_error(errors: Sequence[Any]) -> ApiError:
+    """One 400 naming the first offending field (and how many others there are)."""
+    if not errors:
+        return ApiError(400, "invalid request", code="invalid_request")
+    first = errors[0]
+    param = field_path(first.get("loc", ())) or None
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        ctx = first.get("ctx") or {}
+        message = f"request body is not valid JSON: {ctx.get('error', first.get('msg', ''))}"
+        return ApiError(400, message, code="invalid_json")
+    reason = str(first.get("msg", "invalid value"))
+    # pydantic's "Value error, ..." prefix says nothing to an API user.
+    reason = reason.removeprefix("Value error, ")
+    if kind == "missing":
+        message = f"{param}: field required" if param else "request body is required"
+    elif param:
+        message = f"{param}: {reason}"
+    else:
+        message = reason
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return ApiError(400, message, code="invalid_value", param=param)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error, including FastAPI's own, through the OpenAI error format."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error(exc.errors()))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}; see /docs for the API"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+        return error_response(ApiError(exc.status_code, detail, headers=getattr(exc, "headers", None)))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+        return error_response(ApiError(500, "internal error in the gateway; see its logs", code="internal_error"))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,1 @@
+"""Models (OpenAI-compatible list), from the model registry."""

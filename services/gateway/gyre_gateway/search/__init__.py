@@ -1,0 +1,1 @@
+"""Search: top-k chunks for a query, through the embed service."""

@@ -1,0 +1,1 @@
+"""The generate service: retrieval-augmented answers, streamed token by token, with citations."""

@@ -1,0 +1,1 @@
+"""The improve service: feedback tallies per prompt version and per model (more to come)."""

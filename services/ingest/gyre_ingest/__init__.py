@@ -1,0 +1,1 @@
+"""The ingest service: documents in, normalised and chunked, ChunksReady out."""
