@@ -36,3 +36,7 @@ lint: setup
 # Benchmarks (not part of `just test`); results go to docs/benchmarks.md
 bench: setup models
     .venv/bin/python -m tests.bench.run --write docs/benchmarks.md
+
+# Regenerate docs/settings.md from the settings object
+docs: setup
+    .venv/bin/python tools/gen_settings_doc.py

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+import nats.errors
 import pytest
 from gyre_contracts import DeadLetter, DocumentSubmitted, decode_event
 from gyre_runtime.bus import topology
@@ -28,6 +29,8 @@ from gyre_runtime.service import Service
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
+from nats.js.errors import ServiceUnavailableError
+from support.nats_server import NatsServer
 
 REPLICA_SCRIPT = Path(__file__).with_name("replica.py")
 INGEST_STREAM = "GYRE_INGEST"
@@ -384,6 +387,54 @@ async def test_a_transient_failure_is_retried_then_acked(
     assert await stream_messages(bus, DLQ_STREAM) == 0
 
 
+async def test_a_service_keeps_consuming_after_jetstream_was_briefly_unavailable(
+    bus: Bus, settings: Settings, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handled: list[str] = []
+    after_handled = asyncio.Event()
+
+    async def handle(event: DocumentSubmitted, ctx: MessageContext) -> None:
+        handled.append(event.document_id)
+        if event.document_id == "after":
+            after_handled.set()
+
+    async def restart_server(*, jetstream: bool) -> None:
+        await asyncio.to_thread(nats_server.stop, remove_store=False)  # same ports, same store
+        nats_server.jetstream = jetstream
+        await asyncio.to_thread(nats_server.start)
+
+    async with running_ingest(settings, handle) as service:
+        # Observe the worker's fetches, to know when one has met the JetStream outage.
+        [worker] = service.workers
+        fetch = worker._sub.fetch
+        unavailable = asyncio.Event()
+
+        async def observed_fetch(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fetch(*args, **kwargs)
+            except ServiceUnavailableError:
+                unavailable.set()
+                raise
+
+        monkeypatch.setattr(worker._sub, "fetch", observed_fetch)
+
+        await restart_server(jetstream=False)
+        await asyncio.wait_for(unavailable.wait(), WAIT_S)
+        await restart_server(jetstream=True)
+
+        async with asyncio.timeout(WAIT_S):
+            while True:  # our own connection is reconnecting too
+                try:
+                    await Publisher(bus, "test").publish(submitted("after"))
+                    break
+                except nats.errors.Error:
+                    await asyncio.sleep(0.1)
+        await asyncio.wait_for(after_handled.wait(), WAIT_S)
+        assert service.ready
+
+    assert handled == ["after"]
+
+
 # ---------------------------------------------------------------- publishing and topology
 
 
@@ -414,43 +465,43 @@ async def test_a_duplicate_publish_with_the_same_ce_id_is_dropped(bus: Bus, sett
     assert handled == Counter({"once": 1, "sentinel": 1})
 
 
-async def test_topology_creation_is_idempotent(bus: Bus, settings: Settings) -> None:
-    expected_streams = {bus.stream_name(s.name) for s in topology.STREAMS}
-    expected_buckets = {bus.bucket_name(b.name) for b in topology.BUCKETS}
-
-    # Again on the same connection, then from several replicas starting at the same moment.
-    await ensure_topology(bus)
-    others = await asyncio.gather(*(connect(settings, name=f"replica-{i}") for i in range(3)))
+async def test_topology_creation_is_idempotent(settings: Settings) -> None:
+    # Several replicas declare the topology at the same moment on an empty server, then one again.
+    buses = await asyncio.gather(*(connect(settings, name=f"replica-{i}") for i in range(3)))
+    bus = buses[0]
     try:
-        await asyncio.gather(*(ensure_topology(o) for o in others))
+        await asyncio.gather(*(ensure_topology(b) for b in buses))
+        await ensure_topology(bus)
+
+        expected_streams = {bus.stream_name(s.name) for s in topology.STREAMS}
+        expected_buckets = {bus.bucket_name(b.name) for b in topology.BUCKETS}
+        names = {info.config.name for info in await bus.js.streams_info()}
+        assert names == expected_streams | {f"KV_{b}" for b in expected_buckets}
+        for bucket in expected_buckets:
+            await bus.js.key_value(bucket)
+
+        # Two Service replicas then start against it and share the one durable consumer.
+        handled: list[tuple[int, str]] = []
+        done = asyncio.Event()
+
+        def handler_of(replica: int) -> Handler:
+            async def handle(event: DocumentSubmitted, ctx: MessageContext) -> None:
+                handled.append((replica, event.document_id))
+                done.set()
+
+            return handle
+
+        async with running_ingest(settings, handler_of(1)) as one, running_ingest(settings, handler_of(2)) as two:
+            assert one.ready and two.ready
+            ack = await Publisher(bus, "test").publish(submitted("shared"))
+            await asyncio.wait_for(done.wait(), WAIT_S)
+            await wait_consumer_drained(bus, ack.seq)
+            consumers = await bus.js.consumers_info(bus.stream_name(INGEST_STREAM))
     finally:
-        await asyncio.gather(*(o.close() for o in others))
-
-    names = {info.config.name for info in await bus.js.streams_info()}
-    assert names == expected_streams | {f"KV_{b}" for b in expected_buckets}
-    for bucket in expected_buckets:
-        await bus.js.key_value(bucket)
-
-    # Two Service replicas start against the same server and share the one consumer.
-    handled: list[tuple[int, str]] = []
-    done = asyncio.Event()
-
-    def handler_of(replica: int) -> Handler:
-        async def handle(event: DocumentSubmitted, ctx: MessageContext) -> None:
-            handled.append((replica, event.document_id))
-            done.set()
-
-        return handle
-
-    async with running_ingest(settings, handler_of(1)) as first, running_ingest(settings, handler_of(2)) as second:
-        assert first.ready and second.ready
-        ack = await Publisher(bus, "test").publish(submitted("after-restart"))
-        await asyncio.wait_for(done.wait(), WAIT_S)
-        await wait_consumer_drained(bus, ack.seq)
-        consumers = await bus.js.consumers_info(bus.stream_name(INGEST_STREAM))
+        await asyncio.gather(*(b.close() for b in buses))
 
     assert [c.name for c in consumers] == ["ingest"]
-    assert [doc for _, doc in handled] == ["after-restart"]
+    assert [doc for _, doc in handled] == ["shared"]
 
 
 # ---------------------------------------------------------------- KV state

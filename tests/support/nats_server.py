@@ -54,11 +54,14 @@ class NatsServer:
         extra_args: tuple[str, ...] = (),
         binary: str | Path | None = None,
         start_timeout_s: float = 10.0,
+        jetstream: bool = True,
     ) -> None:
         self.host = host
         self.binary = Path(binary) if binary else find_nats_server()
         self.extra_args = tuple(extra_args)
         self.start_timeout_s = start_timeout_s
+        # Settable between stop and start: restarting without JetStream makes it briefly unavailable.
+        self.jetstream = jetstream
         self._owns_store = store_dir is None
         self._tmp: Path | None = None
         self._store_dir = Path(store_dir) if store_dir is not None else None
@@ -114,25 +117,16 @@ class NatsServer:
         raise NatsServerError(f"nats-server did not become healthy; log tail:\n{self.log_tail()}")
 
     def _spawn(self) -> None:
-        args = [
-            str(self.binary),
-            "-js",
-            "-sd",
-            str(self.store_dir),
-            "-a",
-            self.host,
-            "-p",
-            str(self.port),
-            "-m",
-            str(self.monitor_port),
-            *self.extra_args,
-        ]
+        args = [str(self.binary), "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store_dir)]
+        args += self.extra_args
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def _wait_healthy(self) -> bool:
         deadline = time.monotonic() + self.start_timeout_s
-        health = f"{self.monitor_url}/healthz?js-enabled-only=true"
+        health = f"{self.monitor_url}/healthz" + ("?js-enabled-only=true" if self.jetstream else "")
         while time.monotonic() < deadline:
             if not self.running:
                 return False

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {r.name: ensure(r, model_dir, cache_dir, check_only=args.check) for r in by_name(args.only)}
     if "needs-build" in results.values():
         return NEEDS_BUILD
-    log(f"models ready in {model_dir} ({time.monotonic() - t0:.1f}s): "
-        + ", ".join(f"{k} {v}" for k, v in results.items()))
+    log(
+        f"models ready in {model_dir} ({time.monotonic() - t0:.1f}s): "
+        + ", ".join(f"{k} {v}" for k, v in results.items())
+    )
     return 0

@@ -77,7 +77,7 @@ def write_manifest(folder: Path, fields: dict[str, object]) -> dict[str, object]
         sha256=files[main]["sha256"],
         size=files[main]["size"],
         files=files,
-        built_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        built_at=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
     )
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

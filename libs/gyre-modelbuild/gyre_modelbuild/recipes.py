@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .common import PACKAGE_DIR, requirement_pins
 
@@ -45,7 +46,7 @@ class Recipe:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def builder(self) -> Callable[..., dict[str, Any]]:
-        return getattr(import_module(f"{__package__}.{self.module}"), "build")
+        return import_module(f"{__package__}.{self.module}").build
 
 
 RECIPES: tuple[Recipe, ...] = (
@@ -104,4 +105,4 @@ def source_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"package {package} is not installed in this environment")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))

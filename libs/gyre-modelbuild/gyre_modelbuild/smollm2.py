@@ -83,7 +83,7 @@ def _rebuild_tokenizer(fields: dict[str, Any]) -> Any:
     )
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=True)
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
-    control = [t for t, ty in zip(tokens, types) if ty == 3]  # llama.cpp CONTROL tokens
+    control = [t for t, ty in zip(tokens, types, strict=True) if ty == 3]  # llama.cpp CONTROL tokens
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
     for name, want in (("bos", BOS), ("eos", EOS), ("padding", PAD)):
         got = tokens[int(fields[f"tokenizer.ggml.{name}_token_id"])]
@@ -148,9 +148,7 @@ def build(recipe: Recipe, out: Path, work: Path) -> dict[str, Any]:
     hf_dir = work / "hf"
 
     log(f"{recipe.name}: dequantising {gguf_path.name} to fp32 (transformers)")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
-    )
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
     ids = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2}
     for k, v in ids.items():
         setattr(model.config, k, v)

@@ -20,7 +20,6 @@ from gyre_contracts import (
     RetrieveRequest,
     RetrieveResult,
     decode_event,
-    encode_body,
     utc_now,
 )
 from gyre_embed.indexing import build_points, hit_to_chunk
@@ -121,7 +120,7 @@ class EmbedHandlers:
         except Exception as exc:  # a failed search is answered, never left to time out
             log.exception("retrieve_failed")
             result = RetrieveResult(error=f"{type(exc).__name__}: {exc}")
-        await msg.respond(encode_body(result))
+        await self.publisher.reply(msg, result)
 
     async def embeddings(self, msg: Msg) -> None:
         """Request/reply: vectors for texts (the OpenAI-compatible embeddings endpoint)."""
@@ -139,4 +138,4 @@ class EmbedHandlers:
         except Exception as exc:
             log.exception("embeddings_failed")
             result = EmbedResult(error=f"{type(exc).__name__}: {exc}")
-        await msg.respond(encode_body(result))
+        await self.publisher.reply(msg, result)

@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from gyre_runtime.logging import get_logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = get_logger()
 

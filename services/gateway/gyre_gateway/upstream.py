@@ -6,19 +6,27 @@ from typing import TypeVar
 
 import nats.errors
 from fastapi import Request
-
 from gyre_contracts import EnvelopeError, Event, cloudevent_headers, decode_event, encode_body
-from gyre_gateway.errors import ApiError
 from gyre_runtime.service import Service
+
+from gyre_gateway.errors import ApiError
 
 E = TypeVar("E", bound=Event)
 
 SOURCE_SUFFIX = "gateway"
 
 
-def connected_service(request: Request) -> Service:
-    """The gateway's Service, or 503 while the bus is not connected (starting, reconnecting, stopping)."""
+def service_of(request: Request) -> Service:
+    """The gateway's Service (connected or not: validation needs only its settings)."""
     service: Service = request.app.state.service
+    return service
+
+
+def connected(service: Service) -> Service:
+    """``service`` once its bus is connected; 503 while it is not (starting, reconnecting, stopping).
+
+    Endpoint logic calls this after validating the request, so a bad request is a 400 even then.
+    """
     if not service.ready or not service.bus.nc.is_connected:
         detail = f" ({service.startup_error})" if service.startup_error else ""
         raise ApiError(
@@ -44,7 +52,7 @@ async def request_reply(
     traceparent: str | None = None,
 ) -> E:
     """Core NATS request/reply on the event's subject; no responder -> 503, timeout -> 504, bad reply -> 502."""
-    bus = service.bus
+    bus = connected(service).bus
     source = f"{bus.settings.subject_prefix}/{SOURCE_SUFFIX}"
     headers = cloudevent_headers(event, source=source, traceparent=traceparent)
     headers.pop("Nats-Msg-Id", None)  # not a JetStream publish; nothing to de-duplicate
@@ -60,8 +68,24 @@ async def request_reply(
     try:
         reply: E = decode_event(msg.data, reply_type, dict(msg.headers or {}))
     except EnvelopeError as exc:
-        raise ApiError(502, f"unreadable reply from {bus.subject(event.subject)}: {exc}", code="bad_upstream_reply") from exc
+        message = f"unreadable reply from {bus.subject(event.subject)}: {exc}"
+        raise ApiError(502, message, code="bad_upstream_reply") from exc
     return reply
+
+
+async def publish(service: Service, event: Event, *, event_id: str, traceparent: str | None = None) -> None:
+    """Publish to JetStream and wait for the stream's ack; a bus that cannot take it -> 503."""
+    try:
+        await connected(service).publisher.publish(event, event_id=event_id, traceparent=traceparent)
+    except ApiError:
+        raise
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise ApiError(
+            503,
+            f"the event bus did not accept {event.event_type()} ({type(exc).__name__}); retry shortly",
+            code="publish_failed",
+            headers={"Retry-After": "1"},
+        ) from exc
 
 
 def upstream_failure(error: str, service_name: str) -> ApiError:

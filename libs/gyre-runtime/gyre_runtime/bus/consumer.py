@@ -94,7 +94,9 @@ class ConsumerWorker:
                 msgs = await self._sub.fetch(free, timeout=1.0)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 msgs = []
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+            except nats.errors.Error as exc:
+                # Disconnected, or a JetStream API error (503 while JetStream restarts, consumer
+                # gone): keep the loop alive, or this replica silently stops consuming for good.
                 log.warning("fetch_failed", consumer=self.spec.durable, error=str(exc))
                 msgs = []
                 await asyncio.sleep(0.5)

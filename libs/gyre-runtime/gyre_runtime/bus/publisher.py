@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from gyre_contracts import Event, cloudevent_headers, encode_body
@@ -43,6 +44,17 @@ class Publisher:
             subj, body, headers = self._message(event, event_id, None, None)
             futures.append(await self.bus.js.publish_async(subj, body, headers=headers))
         return list(await asyncio.gather(*futures))
+
+    async def reply(self, request: Msg, event: Event) -> None:
+        """Answer a request/reply call with the reply's own CloudEvents headers.
+
+        (``Msg.respond`` would echo the request's headers, ce-type included.)
+        """
+        if not request.reply:
+            return
+        headers = cloudevent_headers(event, source=self.source)
+        del headers["Nats-Msg-Id"]
+        await self.bus.nc.publish(request.reply, encode_body(event), headers=headers)
 
     async def emit(self, event: Event, *, subject: str, traceparent: str | None = None) -> None:
         """Core NATS publish (no persistence): token streams and other ephemeral messages."""

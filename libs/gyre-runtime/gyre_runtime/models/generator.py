@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import onnxruntime_genai as og
@@ -44,7 +45,7 @@ class _Failed(msgspec.Struct, frozen=True):
 
 
 class _Job:
-    __slots__ = ("prompt", "params", "loop", "queue", "cancelled")
+    __slots__ = ("cancelled", "loop", "params", "prompt", "queue")
 
     def __init__(self, prompt: str, params: GenerationParams, loop: asyncio.AbstractEventLoop) -> None:
         self.prompt = prompt
@@ -65,13 +66,25 @@ class _Job:
 class _Active:
     """A running request, touched only by the owner thread."""
 
-    __slots__ = ("job", "generator", "decoder", "prompt_tokens", "completion_tokens", "text", "emitted", "hold", "stops")
+    __slots__ = (
+        "completion_tokens",
+        "decoder",
+        "emitted",
+        "generator",
+        "hold",
+        "job",
+        "pending",
+        "prompt_tokens",
+        "stops",
+        "text",
+    )
 
-    def __init__(self, job: _Job, generator: og.Generator, decoder: og.TokenizerStream, prompt_tokens: int) -> None:
+    def __init__(self, job: _Job, generator: og.Generator, decoder: og.TokenizerStream, prompt: Any) -> None:
         self.job = job
         self.generator = generator
         self.decoder = decoder
-        self.prompt_tokens = prompt_tokens
+        self.prompt_tokens = len(prompt)
+        self.pending = prompt  # prompt tokens not yet appended (prefilled in chunks)
         self.completion_tokens = 0
         self.text = ""
         self.emitted = 0
@@ -151,7 +164,9 @@ class GenerationStream:
 
 
 class OnnxGenaiGenerator:
-    def __init__(self, model_dir: str | Path, *, threads: int = 0, max_active: int = 4) -> None:
+    def __init__(
+        self, model_dir: str | Path, *, threads: int = 0, max_active: int = 4, prefill_chunk: int = 128
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.manifest = load_manifest(self.model_dir)
         config = og.Config(str(self.model_dir))
@@ -179,6 +194,10 @@ class OnnxGenaiGenerator:
             ctx = int(genai["model"]["context_length"])
         self._context_length = int(ctx)
         self._max_active = max(1, max_active)
+        # A long prompt is appended in chunks, interleaved with the other requests' tokens: og
+        # holds the GIL through append_tokens (1.8k tokens: ~3.7 s in one call on 2 cores), so
+        # one call would stall the event loop and every other stream for that long.
+        self._prefill_chunk = max(1, prefill_chunk)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"og-{self.manifest.name}", daemon=True)
@@ -217,9 +236,12 @@ class OnnxGenaiGenerator:
     def _submit(self, job: _Job) -> None:
         if self._closed:
             raise RuntimeError("generator is closed")
+        if not self._thread.is_alive():
+            raise RuntimeError("the generator's worker thread has stopped")
         self._jobs.put(job)
 
     def close(self) -> None:
+        """Stop the worker thread; running and queued streams end with finish_reason "cancelled"."""
         if not self._closed:
             self._closed = True
             self._jobs.put(None)
@@ -229,23 +251,42 @@ class OnnxGenaiGenerator:
 
     def _run(self) -> None:
         active: list[_Active] = []
-        while True:
-            while len(active) < self._max_active:
+        try:
+            while self._serve(active):
+                pass
+        except BaseException as exc:  # a bug here must not leave consumers waiting forever
+            for a in active:
+                a.job.emit(_Failed(exc, a.prompt_tokens))
+            active.clear()
+            raise
+        finally:
+            for a in active:
+                a.job.emit(_Done(a.prompt_tokens, a.completion_tokens, "cancelled"))
+            while True:  # anything still queued
                 try:
-                    job = self._jobs.get(block=not active)
+                    job = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if job is None:
-                    for a in active:
-                        a.job.emit(_Done(a.prompt_tokens, a.completion_tokens, "cancelled"))
-                    return
-                started = self._start(job)
-                if started is not None:
-                    active.append(started)
-            for a in list(active):
-                if not self._step(a):
-                    active.remove(a)
-                    a.generator = None  # type: ignore[assignment]  # frees the KV cache now
+                if job is not None:
+                    job.emit(_Done(0, 0, "cancelled"))
+
+    def _serve(self, active: list[_Active]) -> bool:
+        """Admit waiting requests, then one token for each active one; False on close."""
+        while len(active) < self._max_active:
+            try:
+                job = self._jobs.get(block=not active)
+            except queue.Empty:
+                break
+            if job is None:
+                return False
+            started = self._start(job)
+            if started is not None:
+                active.append(started)
+        for a in list(active):
+            if not self._step(a):
+                active.remove(a)
+                a.generator = None  # frees the KV cache now
+        return True
 
     def _start(self, job: _Job) -> _Active | None:
         if job.cancelled:
@@ -258,9 +299,7 @@ class OnnxGenaiGenerator:
             if prompt_tokens == 0:
                 raise ValueError("empty prompt")
             if prompt_tokens >= self._context_length:
-                raise ValueError(
-                    f"prompt has {prompt_tokens} tokens; the model's context is {self._context_length}"
-                )
+                raise ValueError(f"prompt has {prompt_tokens} tokens; the model's context is {self._context_length}")
             if p.max_tokens <= 0:
                 job.emit(_Done(prompt_tokens, 0, "length"))
                 return None
@@ -275,18 +314,21 @@ class OnnxGenaiGenerator:
                 options["random_seed"] = int(p.seed)
             gp.set_search_options(**options)
             generator = og.Generator(self._model, gp)
-            generator.append_tokens(tokens)
-            return _Active(job, generator, self._tokenizer.create_stream(), prompt_tokens)
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+            return _Active(job, generator, self._tokenizer.create_stream(), tokens)
+        except Exception as exc:  # handed to the consumer
             job.emit(_Failed(exc, prompt_tokens))
             return None
 
     def _step(self, a: _Active) -> bool:
-        """One token for one request; False when the request is over."""
+        """One token (or one prefill chunk) for one request; False when the request is over."""
         job = a.job
         if job.cancelled:
             return False
         try:
+            if len(a.pending):
+                a.generator.append_tokens(a.pending[: self._prefill_chunk])
+                a.pending = a.pending[self._prefill_chunk :]
+                return True
             if a.generator.is_done():
                 return self._finish(a, "length")
             a.generator.generate_next_token()
@@ -313,7 +355,7 @@ class OnnxGenaiGenerator:
             if a.completion_tokens >= job.params.max_tokens or a.generator.is_done():
                 return self._finish(a, "length")
             return True
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+        except Exception as exc:  # handed to the consumer
             job.emit(_Failed(exc, a.prompt_tokens))
             return False
 

@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask
 from gyre_gateway.auth import Tenant
 from gyre_gateway.chat.protocol import ChatCompletion, ChatCompletionRequest
 from gyre_gateway.chat.serving import complete_chat, start_chat_stream, stream_chat_events
-from gyre_gateway.upstream import connected_service, traceparent_of
+from gyre_gateway.upstream import service_of, traceparent_of
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -25,7 +25,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 )
 async def create_chat_completion(body: ChatCompletionRequest, tenant: Tenant, request: Request) -> Any:
     """OpenAI-compatible chat completion, grounded in this tenant's documents; `stream: true` answers with SSE."""
-    service = connected_service(request)
+    service = service_of(request)
     if not body.stream:
         return await complete_chat(service, tenant, body, traceparent=traceparent_of(request))
     follower = await start_chat_stream(service, tenant, body, traceparent=traceparent_of(request))

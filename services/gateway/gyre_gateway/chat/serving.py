@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 import nats.errors
-from nats.aio.subscription import Subscription
-
 from gyre_contracts import (
     ChatMessage,
     Citation,
@@ -28,6 +26,11 @@ from gyre_contracts import (
     decode_event,
     new_id,
 )
+from gyre_runtime.config import Settings
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+from nats.aio.subscription import Subscription
+
 from gyre_gateway.chat.protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -38,15 +41,13 @@ from gyre_gateway.chat.protocol import (
     UsageInfo,
 )
 from gyre_gateway.errors import ApiError
-from gyre_runtime.config import Settings
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
+from gyre_gateway.upstream import connected, publish
 
 log = get_logger()
 
 REQUEST_ID_PREFIX = "chatcmpl-"
 
-StreamMessage = TokenDelta | GenerationCompleted | GenerationFailed
+StreamMessage: TypeAlias = TokenDelta | GenerationCompleted | GenerationFailed
 
 
 def message_text(message: ChatMessageIn) -> str:
@@ -61,7 +62,9 @@ def contract_messages(messages: list[ChatMessageIn]) -> tuple[ChatMessage, ...]:
         role = "system" if message.role == "developer" else message.role
         out.append(ChatMessage(role=role, content=message_text(message)))
     if not any(m.role == "user" and m.content.strip() for m in out):
-        raise ApiError(400, "messages must contain a user message with some text", code="invalid_value", param="messages")
+        raise ApiError(
+            400, "messages must contain a user message with some text", code="invalid_value", param="messages"
+        )
     return tuple(out)
 
 
@@ -72,10 +75,12 @@ def stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
 
 
 def new_request_id() -> str:
-    return REQUEST_ID_PREFIX + new_id()
+    return f"{REQUEST_ID_PREFIX}{new_id()}"
 
 
-def generation_request(tenant: str, body: ChatCompletionRequest, request_id: str, settings: Settings) -> GenerationRequested:
+def generation_request(
+    tenant: str, body: ChatCompletionRequest, request_id: str, settings: Settings
+) -> GenerationRequested:
     """The event for a validated request; unset sampling fields keep the contract's defaults."""
     defaults = SamplingParams()
     params = SamplingParams(
@@ -101,7 +106,12 @@ def generation_request(tenant: str, body: ChatCompletionRequest, request_id: str
 def citations_out(citations: tuple[Citation, ...]) -> list[CitationOut]:
     return [
         CitationOut(
-            number=c.number, document_id=c.document_id, chunk_id=c.chunk_id, title=c.title, score=c.score, excerpt=c.excerpt
+            number=c.number,
+            document_id=c.document_id,
+            chunk_id=c.chunk_id,
+            title=c.title,
+            score=c.score,
+            excerpt=c.excerpt,
         )
         for c in citations
     ]
@@ -189,13 +199,14 @@ class GenerationFollower:
 
     @property
     def request_id(self) -> str:
-        return self.request.request_id
+        request_id: str = self.request.request_id
+        return request_id
 
     async def start(self) -> None:
-        bus = self.service.bus
+        bus = connected(self.service).bus
         self._sub = await bus.nc.subscribe(bus.subject(f"generate.stream.{self.request_id}"))
         try:
-            await self.service.publisher.publish(self.request, event_id=self.request_id, traceparent=self.traceparent)
+            await publish(self.service, self.request, event_id=self.request_id, traceparent=self.traceparent)
         except BaseException:
             await self.close()
             raise
@@ -269,7 +280,8 @@ async def stream_chat_events(follower: GenerationFollower, model: str) -> AsyncI
         async for message in follower.messages():
             if isinstance(message, TokenDelta):
                 if message.text:
-                    yield sse_event(completion_chunk(request_id, created, model, delta_of(message.text, first=not sent)))
+                    delta = delta_of(message.text, first=not sent)
+                    yield sse_event(completion_chunk(request_id, created, model, delta))
                     sent.append(message.text)
             elif isinstance(message, GenerationCompleted):
                 # Core NATS may drop a delta; the final answer is the truth, so send what is missing.

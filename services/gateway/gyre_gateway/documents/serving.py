@@ -6,8 +6,11 @@ import base64
 import binascii
 
 import msgspec
-
 from gyre_contracts import DocumentDeletionRequested, DocumentSubmitted, new_id, utc_now
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+
 from gyre_gateway.documents.protocol import (
     SUPPORTED_CONTENT_TYPES,
     DocumentCreate,
@@ -16,9 +19,7 @@ from gyre_gateway.documents.protocol import (
     Reason,
 )
 from gyre_gateway.errors import ApiError
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
-from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+from gyre_gateway.upstream import connected, publish
 
 log = get_logger()
 
@@ -73,22 +74,29 @@ def check_submission(body: DocumentCreate, max_chars: int) -> str:
 
 
 def mark_pending(
-    current: DocumentRecord | None, *, tenant: str, document_id: str, body: DocumentCreate, submission: DocumentSubmitted
+    current: DocumentRecord | None,
+    *,
+    tenant: str,
+    document_id: str,
+    body: DocumentCreate,
+    submission: DocumentSubmitted,
 ) -> DocumentRecord:
-    """The record after a (re)submission: pending, old version and chunks kept until the new one is indexed."""
+    """The record after a (re)submission: pending, old version and chunks kept until the new one is indexed.
+
+    ``submission_id`` is left alone: ingest sets it when it assigns the new version, and uses it
+    to tell a redelivery (same id, keep the version) from a resubmission (new version).
+    """
     if current is None:
         return DocumentRecord(
             document_id=document_id,
             tenant=tenant,
             status="pending",
-            submission_id=submission.submission_id,
             title=body.title,
             submitted_at=submission.submitted_at,
         )
     return msgspec.structs.replace(
         current,
         status="pending",
-        submission_id=submission.submission_id,
         title=body.title or current.title,
         reasons=[],
         submitted_at=submission.submitted_at,
@@ -112,14 +120,14 @@ async def submit_document(
         submission_id=new_id(),
         submitted_at=utc_now(),
     )
-    registry = DocumentRegistry(await service.bus.kv(REGISTRY_BUCKET))
+    registry = DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET))
     # The record first: a status read right after the 202 must find the document.
     await registry.update(
         tenant,
         document_id,
         lambda current: mark_pending(current, tenant=tenant, document_id=document_id, body=body, submission=submission),
     )
-    await service.publisher.publish(submission, event_id=submission.submission_id, traceparent=traceparent)
+    await publish(service, submission, event_id=submission.submission_id, traceparent=traceparent)
     log.info("document_submitted", document_id=document_id, submission_id=submission.submission_id)
     return DocumentReceipt(document_id=document_id, status="pending")
 
@@ -142,7 +150,7 @@ def not_found(document_id: str) -> ApiError:
 
 
 async def document_status(service: Service, tenant: str, document_id: str) -> DocumentStatusResponse:
-    record = await DocumentRegistry(await service.bus.kv(REGISTRY_BUCKET)).get(tenant, document_id)
+    record = await DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET)).get(tenant, document_id)
     if record is None:
         raise not_found(document_id)
     return status_response(record)
@@ -151,7 +159,7 @@ async def document_status(service: Service, tenant: str, document_id: str) -> Do
 async def delete_document(
     service: Service, tenant: str, document_id: str, *, traceparent: str | None = None
 ) -> DocumentReceipt:
-    registry = DocumentRegistry(await service.bus.kv(REGISTRY_BUCKET))
+    registry = DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET))
 
     def mark_deleted(current: DocumentRecord | None) -> DocumentRecord | None:
         if current is None:
@@ -162,6 +170,6 @@ async def delete_document(
     if record is None:
         raise not_found(document_id)
     request = DocumentDeletionRequested(tenant=tenant, document_id=document_id)
-    await service.publisher.publish(request, event_id=new_id(), traceparent=traceparent)
+    await publish(service, request, event_id=new_id(), traceparent=traceparent)
     log.info("document_deletion_requested", document_id=document_id)
     return DocumentReceipt(document_id=document_id, status="deleted")

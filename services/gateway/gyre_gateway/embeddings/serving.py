@@ -6,11 +6,12 @@ import base64
 import struct
 
 from gyre_contracts import EmbedRequest, EmbedResult
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+
 from gyre_gateway.embeddings.protocol import EmbeddingData, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import request_reply, upstream_failure
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
 
 log = get_logger()
 
@@ -27,7 +28,9 @@ def encode_base64_floats(vector: tuple[float, ...]) -> str:
 def embedding_list(body: EmbeddingRequest, result: EmbedResult, expected: int) -> EmbeddingList:
     if len(result.vectors) != expected:
         raise ApiError(
-            502, f"embed service returned {len(result.vectors)} vectors for {expected} inputs", code="bad_upstream_reply"
+            502,
+            f"embed service returned {len(result.vectors)} vectors for {expected} inputs",
+            code="bad_upstream_reply",
         )
     if body.dimensions is not None and result.vectors and body.dimensions != len(result.vectors[0]):
         raise ApiError(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from gyre_contracts import FeedbackSubmitted, new_id
-from gyre_gateway.errors import ApiError
-from gyre_gateway.feedback.protocol import FeedbackCreate, FeedbackReceipt
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service
 from gyre_runtime.state.generations import GenerationStore
+
+from gyre_gateway.errors import ApiError
+from gyre_gateway.feedback.protocol import FeedbackCreate, FeedbackReceipt
+from gyre_gateway.upstream import connected, publish
 
 log = get_logger()
 
@@ -17,7 +19,7 @@ GENERATIONS_BUCKET = "gyre_generations"
 async def submit_feedback(
     service: Service, tenant: str, body: FeedbackCreate, *, traceparent: str | None = None
 ) -> FeedbackReceipt:
-    generation = await GenerationStore(await service.bus.kv(GENERATIONS_BUCKET)).get(body.request_id)
+    generation = await GenerationStore(await connected(service).bus.kv(GENERATIONS_BUCKET)).get(body.request_id)
     # Another tenant's answer is reported exactly like a missing one: its existence is not ours to reveal.
     if generation is None or generation.tenant != tenant:
         raise ApiError(
@@ -34,6 +36,6 @@ async def submit_feedback(
         comment=body.comment,
         correction=body.correction,
     )
-    await service.publisher.publish(feedback, event_id=feedback.feedback_id, traceparent=traceparent)
+    await publish(service, feedback, event_id=feedback.feedback_id, traceparent=traceparent)
     log.info("feedback_submitted", request_id=body.request_id, feedback_id=feedback.feedback_id, rating=body.rating)
     return FeedbackReceipt(feedback_id=feedback.feedback_id, request_id=body.request_id)

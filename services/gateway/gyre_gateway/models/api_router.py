@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from gyre_gateway.auth import Tenant
 from gyre_gateway.models.protocol import ModelList
 from gyre_gateway.models.serving import list_models
-from gyre_gateway.upstream import connected_service
+from gyre_gateway.upstream import service_of
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -15,4 +15,4 @@ router = APIRouter(prefix="/v1", tags=["models"])
 @router.get("/models", response_model=ModelList)
 async def models(tenant: Tenant, request: Request) -> ModelList:
     """The embedding and generation models the running services serve."""
-    return await list_models(connected_service(request))
+    return await list_models(service_of(request))

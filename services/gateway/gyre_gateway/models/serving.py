@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from gyre_gateway.models.protocol import ModelCard, ModelList
 from gyre_runtime.service import Service
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
+
+from gyre_gateway.models.protocol import ModelCard, ModelList
+from gyre_gateway.upstream import connected
 
 MODELS_BUCKET = "gyre_models"
 
@@ -14,5 +16,5 @@ def model_card(entry: ModelEntry) -> ModelCard:
 
 
 async def list_models(service: Service) -> ModelList:
-    entries = await ModelRegistry(await service.bus.kv(MODELS_BUCKET)).list()
+    entries = await ModelRegistry(await connected(service).bus.kv(MODELS_BUCKET)).list()
     return ModelList(data=[model_card(e) for e in entries])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from gyre_contracts import RetrieveRequest, RetrieveResult, new_id
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+
 from gyre_gateway.errors import ApiError
 from gyre_gateway.search.protocol import SearchHit, SearchRequest, SearchResponse
 from gyre_gateway.upstream import request_reply, upstream_failure
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
 
 log = get_logger()
 
@@ -37,7 +38,9 @@ def search_response(result: RetrieveResult) -> SearchResponse:
     )
 
 
-async def search(service: Service, tenant: str, body: SearchRequest, *, traceparent: str | None = None) -> SearchResponse:
+async def search(
+    service: Service, tenant: str, body: SearchRequest, *, traceparent: str | None = None
+) -> SearchResponse:
     request_id = new_id()
     result = await request_reply(
         service,

@@ -1,0 +1,126 @@
+"""The gateway's FastAPI app: bus connection in the lifespan, health and metrics, every endpoint group's router."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from gyre_runtime.config import Settings
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service, run_service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gyre_gateway.auth import ApiKeyring
+from gyre_gateway.body_limit import BodySizeLimitMiddleware, max_body_bytes
+from gyre_gateway.chat.api_router import router as chat_router
+from gyre_gateway.documents.api_router import router as documents_router
+from gyre_gateway.embeddings.api_router import router as embeddings_router
+from gyre_gateway.errors import install_error_handlers
+from gyre_gateway.feedback.api_router import router as feedback_router
+from gyre_gateway.metrics import RequestMetricsMiddleware
+from gyre_gateway.models.api_router import router as models_router
+from gyre_gateway.search.api_router import router as search_router
+
+log = get_logger()
+
+SERVICE_NAME = "gateway"
+START_RETRY_S = (1.0, 2.0, 5.0, 10.0)
+
+DESCRIPTION = """\
+Gyre's HTTP API: submit documents, search them, ask questions answered from them with
+citations (OpenAI-compatible chat completions and embeddings), and rate the answers.
+
+Every `/v1` route needs `Authorization: Bearer <key>`; the key decides the tenant, and a tenant
+only ever sees its own documents, answers and feedback. Errors use OpenAI's format:
+`{"error": {"message", "type", "param", "code"}}`.
+"""
+
+
+async def keep_starting(service: Service, started: asyncio.Event) -> None:
+    """Connect and declare the topology, retrying with back-off; the HTTP server answers meanwhile.
+
+    (Connecting itself waits for NATS without end; a failure after it, e.g. a stream that cannot be
+    created yet on a forming cluster, is retried here.)
+    """
+    attempt = 0
+    while True:
+        try:
+            await service.start()
+        except Exception as exc:
+            service.startup_error = f"{type(exc).__name__}: {exc}"
+            delay = START_RETRY_S[min(attempt, len(START_RETRY_S) - 1)]
+            log.exception("gateway_start_failed", error=service.startup_error, retry_in_s=delay)
+            await service.stop()
+            attempt += 1
+            await asyncio.sleep(delay)
+            continue
+        service.startup_error = None
+        started.set()
+        return
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = Service(SERVICE_NAME, settings)
+    started = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(keep_starting(service, started), name="gateway-start")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await service.stop()
+
+    app = FastAPI(
+        title="Gyre",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.service = service
+    app.state.keyring = ApiKeyring(settings)
+    app.state.started = started  # set once the bus is connected (tests await it instead of polling)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings.max_document_chars))
+    app.add_middleware(RequestMetricsMiddleware)  # added last = outermost: it also counts the 413s
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz(request: Request) -> JSONResponse:
+        """Liveness: the process answers (500 while its start keeps failing)."""
+        if service.startup_error:
+            return JSONResponse({"status": "failed", "error": service.startup_error}, status_code=500)
+        return JSONResponse({"status": "ok", "service": SERVICE_NAME})
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: connected to the bus, topology declared."""
+        ready = service.ready and service.bus.nc.is_connected
+        body: dict[str, object] = {"ready": ready, "service": SERVICE_NAME}
+        if service.startup_error:
+            body["error"] = service.startup_error
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in (documents_router, search_router, chat_router, embeddings_router, models_router, feedback_router):
+        app.include_router(router)
+    return app
+
+
+def main() -> None:
+    run_service(SERVICE_NAME, create_app)
+
+
+if __name__ == "__main__":
+    main()
