@@ -31,7 +31,10 @@ proto: setup
 # ruff and mypy --strict
 lint: setup
     .venv/bin/ruff check libs services tests tools
-    .venv/bin/mypy --strict libs/gyre-contracts/gyre_contracts libs/gyre-runtime/gyre_runtime
+    .venv/bin/mypy --strict libs/gyre-contracts/gyre_contracts libs/gyre-runtime/gyre_runtime libs/gyre-cli/gyre_cli \
+      services/gateway/gyre_gateway services/ingest/gyre_ingest services/embed/gyre_embed \
+      services/generate/gyre_generate services/feedback/gyre_feedback services/improve/gyre_improve \
+      services/monitor/gyre_monitor tools/gen_proto.py
 
 # Benchmarks (not part of `just test`); results go to docs/benchmarks.md
 bench: setup models

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from gyre_contracts.base import Event
 from gyre_contracts.catalog import ALL_EVENTS
 from gyre_contracts.embed import EmbedRequest, EmbedResult, RetrieveRequest, RetrieveResult

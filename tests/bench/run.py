@@ -21,7 +21,7 @@ import httpx
 import nats
 
 from gyre_cli.stack import SERVICES, LocalStack
-from gyre_contracts import Chunk, ChunksReady, GenerationRequested
+from gyre_contracts import Chunk, ChunksReady
 from gyre_generate.prompting import SYSTEM_WITHOUT_SOURCES
 from gyre_runtime.bus.connection import connect
 from gyre_runtime.bus.publisher import Publisher
@@ -40,7 +40,8 @@ MAX_TOKENS = 96
 def corpus_chunks(limit: int) -> list[str]:
     """Real text: paragraphs of this repository's docs and Python sources, ~40-120 words each."""
     pieces: list[str] = []
-    for path in sorted(REPO.glob("**/*.md")) + sorted(REPO.glob("libs/**/*.py")) + sorted(REPO.glob("services/**/*.py")):
+    paths = sorted(REPO.glob("**/*.md")) + sorted(REPO.glob("libs/**/*.py")) + sorted(REPO.glob("services/**/*.py"))
+    for path in paths:
         if ".venv" in path.parts or "data" in path.parts:
             continue
         words = path.read_text(errors="replace").split()

@@ -19,6 +19,11 @@ from typing import IO, Any
 import msgspec
 import nats.errors
 import pytest
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerInfo
+from nats.js.errors import ServiceUnavailableError
+from support.nats_server import NatsServer
+
 from gyre_contracts import DeadLetter, DocumentSubmitted, decode_event
 from gyre_runtime.bus import topology
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
@@ -27,10 +32,6 @@ from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerInfo
-from nats.js.errors import ServiceUnavailableError
-from support.nats_server import NatsServer
 
 REPLICA_SCRIPT = Path(__file__).with_name("replica.py")
 INGEST_STREAM = "GYRE_INGEST"

@@ -21,6 +21,8 @@ import openai
 import pytest
 import pytest_asyncio
 import uvicorn
+from nats.aio.msg import Msg
+
 from gyre_contracts import (
     Citation,
     DocumentDeletionRequested,
@@ -49,8 +51,6 @@ from gyre_runtime.service import Service
 from gyre_runtime.state.documents import DocumentRegistry
 from gyre_runtime.state.generations import GenerationStore
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
-from nats.aio.msg import Msg
-
 from tests.support.nats_server import NatsServer
 
 KEY_A, KEY_B = "int-key-tenant-a", "int-key-tenant-b"

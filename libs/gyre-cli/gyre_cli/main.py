@@ -30,7 +30,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings()
     data_dir = settings.data_path.resolve()
     model_dir = settings.model_path.resolve()
-    missing = [m for m in (settings.embedding_model, settings.generation_model) if not (model_dir / m / "manifest.json").exists()]
+    models = (settings.embedding_model, settings.generation_model)
+    missing = [m for m in models if not (model_dir / m / "manifest.json").exists()]
     if missing:
         print(f"models missing in {model_dir}: {', '.join(missing)}; build them with `just models`", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -57,7 +57,15 @@ def cloudevent_headers(
     return headers
 
 
-def decode_event(data: bytes, event_type: type[E] | Any, headers: Mapping[str, str] | None = None) -> E:
+@overload
+def decode_event(data: bytes, event_type: type[E], headers: Mapping[str, str] | None = None) -> E: ...
+
+
+@overload
+def decode_event(data: bytes, event_type: Any, headers: Mapping[str, str] | None = None) -> Any: ...
+
+
+def decode_event(data: bytes, event_type: Any, headers: Mapping[str, str] | None = None) -> Any:
     """Decode a body into ``event_type`` (a Struct class or a tagged union of them).
 
     Raises EnvelopeError with a readable message for anything that is not that event.
@@ -66,7 +74,7 @@ def decode_event(data: bytes, event_type: type[E] | Any, headers: Mapping[str, s
     content_type = headers.get("content-type", JSON)
     try:
         if content_type.startswith(MSGPACK):
-            event: E = msgspec.msgpack.decode(data, type=event_type)
+            event: Event = msgspec.msgpack.decode(data, type=event_type)
         else:
             event = msgspec.json.decode(data, type=event_type)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

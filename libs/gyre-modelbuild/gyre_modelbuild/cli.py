@@ -77,7 +77,7 @@ def ensure(recipe: Recipe, model_dir: Path, cache_dir: Path | None, *, check_onl
         return "needs-build"
 
     log(f"{recipe.name}: building (recipe {h[:12]})")
-    if entry is not None:
+    if entry is not None and cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         staging = cache_dir / f".{entry.name}.building-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)

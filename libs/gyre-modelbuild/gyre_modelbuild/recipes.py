@@ -46,7 +46,8 @@ class Recipe:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def builder(self) -> Callable[..., dict[str, Any]]:
-        return import_module(f"{__package__}.{self.module}").build
+        build: Callable[..., dict[str, Any]] = import_module(f"{__package__}.{self.module}").build
+        return build
 
 
 RECIPES: tuple[Recipe, ...] = (

@@ -82,7 +82,7 @@ def _rebuild_tokenizer(fields: dict[str, Any]) -> Any:
         ]
     )
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
     control = [t for t, ty in zip(tokens, types, strict=True) if ty == 3]  # llama.cpp CONTROL tokens
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
     for name, want in (("bos", BOS), ("eos", EOS), ("padding", PAD)):

@@ -35,10 +35,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     subject_prefix: Annotated[str, _doc("First token of every subject.")] = "gyre"
     stream_replicas: Annotated[int, _doc("JetStream replicas per stream (3 on a cluster).")] = 1
     http_host: Annotated[str, _doc("Address each process's HTTP server binds.")] = "127.0.0.1"
-    http_port: Annotated[int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8096).")] = 0
+    http_port: Annotated[
+        int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8096).")
+    ] = 0
     log_level: Annotated[str, _doc("debug, info, warning or error.")] = "info"
     api_keys: Annotated[str, _doc("Extra API keys, `key1:tenant-a,key2:tenant-b`.")] = ""
-    api_key_file: Annotated[str, _doc("File holding `key:tenant` lines; empty means `<data_dir>/api-key` if present.")] = ""
+    api_key_file: Annotated[
+        str, _doc("File holding `key:tenant` lines; empty means `<data_dir>/api-key` if present.")
+    ] = ""
     embedding_model: Annotated[str, _doc("Embedding model folder name in the model store.")] = "all-minilm-l6-v2"
     generation_model: Annotated[str, _doc("Generation model folder name in the model store.")] = "smollm2-135m-instruct"
     onnx_threads: Annotated[int, _doc("ONNX Runtime intra-op threads per session; 0 lets it choose.")] = 0

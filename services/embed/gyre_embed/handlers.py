@@ -34,8 +34,10 @@ log = get_logger()
 
 
 class Embedder(Protocol):
-    version: str
-    dimension: int
+    @property
+    def version(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 

@@ -8,9 +8,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from gyre_runtime.config import Settings
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service, run_service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gyre_gateway.auth import ApiKeyring
@@ -23,6 +20,9 @@ from gyre_gateway.feedback.api_router import router as feedback_router
 from gyre_gateway.metrics import RequestMetricsMiddleware
 from gyre_gateway.models.api_router import router as models_router
 from gyre_gateway.search.api_router import router as search_router
+from gyre_runtime.config import Settings
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service, run_service
 
 log = get_logger()
 

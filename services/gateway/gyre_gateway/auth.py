@@ -11,10 +11,10 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from gyre_runtime.config import Settings
-from gyre_runtime.logging import get_logger
 
 from gyre_gateway.errors import ApiError
+from gyre_runtime.config import Settings
+from gyre_runtime.logging import get_logger
 
 log = get_logger()
 

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from gyre_runtime.logging import get_logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gyre_runtime.logging import get_logger
 
 log = get_logger()
 

@@ -6,10 +6,10 @@ from typing import TypeVar
 
 import nats.errors
 from fastapi import Request
-from gyre_contracts import EnvelopeError, Event, cloudevent_headers, decode_event, encode_body
-from gyre_runtime.service import Service
 
+from gyre_contracts import EnvelopeError, Event, cloudevent_headers, decode_event, encode_body
 from gyre_gateway.errors import ApiError
+from gyre_runtime.service import Service
 
 E = TypeVar("E", bound=Event)
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from gyre_contracts import Chunk
 
 
 class Encoding(Protocol):
-    offsets: list[tuple[int, int]]
+    @property
+    def offsets(self) -> list[tuple[int, int]]: ...
 
 
 class Tokenizer(Protocol):
-    def encode(self, sequence: str, add_special_tokens: bool = ...) -> Encoding: ...
+    """What chunking needs of a tokenizer (``tokenizers.Tokenizer`` fits)."""
+
+    def encode(
+        self, sequence: Any, pair: Any = ..., is_pretokenized: bool = ..., add_special_tokens: bool = ...
+    ) -> Encoding: ...
 
 
 def chunk_text(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[Chunk]:

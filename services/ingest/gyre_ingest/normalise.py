@@ -26,7 +26,8 @@ def decode_content(text: str | None, content: str | None, content_type: str) -> 
     """The document's text from either ``text`` or base64 ``content`` of a supported type."""
     media_type = content_type.split(";")[0].strip().lower()
     if media_type not in SUPPORTED_TYPES:
-        raise ContentError("unsupported_type", f"content type {content_type!r} is not one of {', '.join(SUPPORTED_TYPES)}")
+        supported = ", ".join(SUPPORTED_TYPES)
+        raise ContentError("unsupported_type", f"content type {content_type!r} is not one of {supported}")
     if (text is None) == (content is None):
         raise ContentError("bad_request", "exactly one of text or content must be set")
     if text is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from gyre_gateway.app import create_app
 from gyre_runtime.config import Settings, load_settings
 

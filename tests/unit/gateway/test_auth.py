@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+
 from gyre_gateway.app import create_app
 from gyre_gateway.auth import ApiKeyring, find_tenant, key_file_path, parse_key_entry, parse_key_file, parse_key_list
 from gyre_runtime.config import Settings, load_settings

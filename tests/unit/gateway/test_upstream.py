@@ -7,6 +7,7 @@ from typing import Any
 
 import nats.errors
 import pytest
+
 from gyre_contracts import FeedbackSubmitted, RetrieveRequest, RetrieveResult
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import connected, publish, request_reply

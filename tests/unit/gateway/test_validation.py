@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
 from gyre_gateway.app import create_app
 from gyre_gateway.body_limit import max_body_bytes
 from gyre_gateway.errors import field_path, validation_error

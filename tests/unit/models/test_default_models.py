@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from gyre_runtime.models.manifest import load_manifest, verify_manifest
 
 REPO = Path(__file__).resolve().parents[3]
@@ -232,6 +233,7 @@ def test_concurrent_streams_and_cancellation(generator) -> None:
                 break
         await long.aclose()
         assert long.finish_reason == "cancelled"
+        assert long.prompt_tokens > 0 and 3 <= long.completion_tokens < 400  # usage of what was made
         texts = await asyncio.gather(*(generator.stream(prompt, greedy).text() for _ in range(3)))
         return texts, "".join(got)
 
@@ -292,9 +294,9 @@ def test_close_ends_running_streams(model_dir: Path) -> None:
 def test_chunked_prefill_gives_the_same_answer(generator) -> None:
     from gyre_runtime.models.generator import GenerationParams
 
-    context = " ".join(f"Document {i}: the invoice number {1000 + i} is due on day {i}." for i in range(20))
+    context = " ".join(f"Document {i}: the invoice number {1000 + i} is due on day {i}." for i in range(12))
     prompt = generator.format_chat([("user", context + "\nWhen is invoice 1007 due?")])
-    assert generator.count_tokens(prompt) > 300
+    assert generator.count_tokens(prompt) > 200
     params = GenerationParams(max_tokens=16)
     chunk = generator._prefill_chunk
     try:

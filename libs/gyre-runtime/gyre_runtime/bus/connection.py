@@ -70,12 +70,13 @@ async def ensure_stream(bus: Bus, spec: StreamSpec) -> None:
         duplicate_window=spec.duplicate_window_s,
         num_replicas=bus.settings.stream_replicas,
     )
+    name = bus.stream_name(spec.name)
     try:
-        await bus.js.stream_info(config.name)
+        await bus.js.stream_info(name)
     except NotFoundError:
         try:
             await bus.js.add_stream(config)
-            log.info("stream_created", stream=config.name)
+            log.info("stream_created", stream=name)
             return
         except BadRequestError:  # another replica created it first
             pass

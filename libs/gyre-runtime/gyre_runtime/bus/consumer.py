@@ -92,7 +92,7 @@ class ConsumerWorker:
                 free += 1
             try:
                 msgs = await self._sub.fetch(free, timeout=1.0)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 msgs = []
             except nats.errors.Error as exc:
                 # Disconnected, or a JetStream API error (503 while JetStream restarts, consumer

@@ -45,7 +45,7 @@ class _Failed(msgspec.Struct, frozen=True):
 
 
 class _Job:
-    __slots__ = ("cancelled", "loop", "params", "prompt", "queue")
+    __slots__ = ("cancelled", "completion_tokens", "loop", "params", "prompt", "prompt_tokens", "queue")
 
     def __init__(self, prompt: str, params: GenerationParams, loop: asyncio.AbstractEventLoop) -> None:
         self.prompt = prompt
@@ -53,6 +53,8 @@ class _Job:
         self.loop = loop
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.cancelled = False
+        self.prompt_tokens = 0  # live counts, written by the owner thread
+        self.completion_tokens = 0
 
     def emit(self, item: object) -> bool:
         try:
@@ -102,13 +104,20 @@ class GenerationStream:
         self._params = params
         self._job: _Job | None = None
         self._finished = False
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
         self.finish_reason: str | None = None
 
     @property
     def done(self) -> bool:
         return self._finished
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._job.prompt_tokens if self._job else 0
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated so far (final once the stream has ended, also when cancelled)."""
+        return self._job.completion_tokens if self._job else 0
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self
@@ -128,12 +137,9 @@ class GenerationStream:
             return item
         self._finished = True
         if isinstance(item, _Done):
-            self.prompt_tokens = item.prompt_tokens
-            self.completion_tokens = item.completion_tokens
             self.finish_reason = item.finish_reason
             raise StopAsyncIteration
         assert isinstance(item, _Failed)
-        self.prompt_tokens = item.prompt_tokens
         self.finish_reason = "error"
         raise item.error
 
@@ -294,7 +300,7 @@ class OnnxGenaiGenerator:
         prompt_tokens = 0
         try:
             tokens = self._tokenizer.encode(job.prompt)
-            prompt_tokens = len(tokens)
+            prompt_tokens = job.prompt_tokens = len(tokens)
             p = job.params
             if prompt_tokens == 0:
                 raise ValueError("empty prompt")
@@ -334,6 +340,7 @@ class OnnxGenaiGenerator:
             a.generator.generate_next_token()
             token = int(a.generator.get_next_tokens()[0])
             a.completion_tokens += 1
+            job.completion_tokens = a.completion_tokens
             if token in self._eos:
                 return self._finish(a, "stop")
             delta = a.decoder.decode(token)

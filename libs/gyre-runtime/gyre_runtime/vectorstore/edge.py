@@ -19,7 +19,7 @@ def _match(key: str, value: Any) -> q.FieldCondition:
 
 
 def _scope(tenant: str, document_id: str | None = None, metadata_filter: dict[str, Any] | None = None) -> q.Filter:
-    must = [_match("tenant", tenant)]
+    must: list[Any] = [_match("tenant", tenant)]
     if document_id is not None:
         must.append(_match("document_id", document_id))
     for key, value in (metadata_filter or {}).items():

@@ -14,6 +14,8 @@ from typing import Any, TypeAlias
 
 import msgspec
 import nats.errors
+from nats.aio.subscription import Subscription
+
 from gyre_contracts import (
     ChatMessage,
     Citation,
@@ -26,11 +28,6 @@ from gyre_contracts import (
     decode_event,
     new_id,
 )
-from gyre_runtime.config import Settings
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
-from nats.aio.subscription import Subscription
-
 from gyre_gateway.chat.protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -42,6 +39,9 @@ from gyre_gateway.chat.protocol import (
 )
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import connected, publish
+from gyre_runtime.config import Settings
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
 
 log = get_logger()
 

@@ -6,11 +6,8 @@ import base64
 import binascii
 
 import msgspec
-from gyre_contracts import DocumentDeletionRequested, DocumentSubmitted, new_id, utc_now
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
-from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
 
+from gyre_contracts import DocumentDeletionRequested, DocumentSubmitted, new_id, utc_now
 from gyre_gateway.documents.protocol import (
     SUPPORTED_CONTENT_TYPES,
     DocumentCreate,
@@ -20,6 +17,9 @@ from gyre_gateway.documents.protocol import (
 )
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import connected, publish
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
 
 log = get_logger()
 

@@ -6,12 +6,11 @@ import base64
 import struct
 
 from gyre_contracts import EmbedRequest, EmbedResult
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
-
 from gyre_gateway.embeddings.protocol import EmbeddingData, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import request_reply, upstream_failure
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
 
 log = get_logger()
 

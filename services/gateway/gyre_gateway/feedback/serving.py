@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from gyre_contracts import FeedbackSubmitted, new_id
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
-from gyre_runtime.state.generations import GenerationStore
-
 from gyre_gateway.errors import ApiError
 from gyre_gateway.feedback.protocol import FeedbackCreate, FeedbackReceipt
 from gyre_gateway.upstream import connected, publish
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+from gyre_runtime.state.generations import GenerationStore
 
 log = get_logger()
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from gyre_runtime.service import Service
-from gyre_runtime.state.models import ModelEntry, ModelRegistry
-
 from gyre_gateway.models.protocol import ModelCard, ModelList
 from gyre_gateway.upstream import connected
+from gyre_runtime.service import Service
+from gyre_runtime.state.models import ModelEntry, ModelRegistry
 
 MODELS_BUCKET = "gyre_models"
 

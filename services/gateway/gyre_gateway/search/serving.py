@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from gyre_contracts import RetrieveRequest, RetrieveResult, new_id
-from gyre_runtime.logging import get_logger
-from gyre_runtime.service import Service
-
 from gyre_gateway.errors import ApiError
 from gyre_gateway.search.protocol import SearchHit, SearchRequest, SearchResponse
 from gyre_gateway.upstream import request_reply, upstream_failure
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
 
 log = get_logger()
 
