@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -18,6 +18,8 @@ class Chunk(Model, frozen=True, kw_only=True):
     start: int
     end: int
     token_count: int
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
 
 
 class ChunksReady(Event, frozen=True, kw_only=True, tag="gyre.embed.requested.v1"):
@@ -57,6 +59,7 @@ class RetrieveRequest(Event, frozen=True, kw_only=True, tag="gyre.retrieve.reque
     top_k: int = 5
     filter: dict[str, Any] = msgspec.field(default_factory=dict)
     request_id: str = ""
+    mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
 
 
 class RetrievedChunk(Model, frozen=True, kw_only=True):
@@ -68,6 +71,8 @@ class RetrievedChunk(Model, frozen=True, kw_only=True):
     text: str
     title: str = ""
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
 
 
 class RetrieveResult(Event, frozen=True, kw_only=True, tag="gyre.retrieve.result.v1"):

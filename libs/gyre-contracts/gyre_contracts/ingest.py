@@ -40,6 +40,10 @@ class DocumentAccepted(Event, frozen=True, kw_only=True, tag="gyre.ingest.accept
     chunk_count: int
     characters: int
     submitted_at: dt.datetime
+    content_type: str = ""
+    pii_found: dict[str, int] = msgspec.field(default_factory=dict)
+    pii_policy: str = ""
+    near_duplicate_of: str = ""
     accepted_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
@@ -48,6 +52,8 @@ class DocumentRejected(Event, frozen=True, kw_only=True, tag="gyre.ingest.reject
     document_id: str
     reasons: tuple[Rejection, ...]
     submitted_at: dt.datetime
+    pii_found: dict[str, int] = msgspec.field(default_factory=dict)
+    duplicate_of: str = ""
     rejected_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 

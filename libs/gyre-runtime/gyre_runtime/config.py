@@ -50,6 +50,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_overlap: Annotated[int, _doc("Tokens shared by consecutive chunks.")] = 40
     max_document_chars: Annotated[int, _doc("Documents longer than this are rejected (`too_large`).")] = 2_000_000
     embed_batch_size: Annotated[int, _doc("Chunks per ONNX Runtime call in the embed service.")] = 32
+    pii_policy: Annotated[
+        str, _doc("Personal data in documents: redact, reject or allow (per-tenant override: `gyre tenants`).")
+    ] = "redact"
+    duplicate_policy: Annotated[str, _doc("Duplicate documents within a tenant: reject or keep.")] = "reject"
+    near_duplicate_threshold: Annotated[
+        float, _doc("Estimated Jaccard similarity (MinHash) at or above which a document is a near-duplicate.")
+    ] = 0.9
     qdrant_path: Annotated[str, _doc("Qdrant Edge shard folder; empty means `<data_dir>/qdrant`.")] = ""
     retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256

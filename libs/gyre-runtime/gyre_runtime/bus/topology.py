@@ -87,4 +87,6 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("gyre_generations", description="generation records by request id, for the feedback join"),
     BucketSpec("gyre_feedback_tallies", description="feedback counts per prompt version and per model"),
     BucketSpec("gyre_models", description="model registry: versions the running services serve"),
+    BucketSpec("gyre_dedup", description="de-duplication index: content hashes, MinHash signatures, LSH bands"),
+    BucketSpec("gyre_tenants", description="per-tenant policies (personal data, duplicates)"),
 )
