@@ -40,8 +40,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = LocalStack(data_dir=data_dir, model_dir=model_dir, ports=ports, nats_port=nats_port,
                        nats_monitor_port=nats_monitor)
     print(f"starting nats-server and {len(ports)} Gyre processes (logs in {stack.log_dir}) ...", flush=True)
-    # SIGTERM behaves like Ctrl-C: a clean stop.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both stop cleanly (SIGINT explicitly: a shell may start us with it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         started = time.monotonic()
         stack.start()
