@@ -36,6 +36,7 @@ from gyre_contracts.schema import (
     subject_address,
     subject_parameter,
 )
+from gyre_runtime.bus import topology
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = REPO_ROOT / "proto"
@@ -46,33 +47,29 @@ REGENERATE_HINT = "run `just proto` (python tools/gen_proto.py) and commit proto
 
 SERVICES = ("gateway", "ingest", "embed", "generate", "feedback", "improve", "monitor")
 
-# JetStream streams and the subjects they capture (documentation; see module docstring).
+# Streams and durable consumers come from the runtime's topology table, the one place they are
+# declared; core NATS subscriptions (no stream behind them) are listed here.
 STREAMS: dict[str, tuple[str, ...]] = {
-    "GYRE_INGEST": ("gyre.ingest.>",),
-    "GYRE_EMBED": ("gyre.embed.>",),
-    "GYRE_INDEX": ("gyre.index.>",),
-    "GYRE_GENERATE": (
-        "gyre.generate.requested",
-        "gyre.generate.completed",
-        "gyre.generate.failed",
-    ),
-    "GYRE_FEEDBACK": ("gyre.feedback.>",),
-    "GYRE_IMPROVE": ("gyre.improve.>",),
-    "GYRE_MONITOR": ("gyre.monitor.>",),
-    "GYRE_DLQ": ("gyre.dlq.>",),
+    spec.name: tuple(f"gyre.{subject}" for subject in spec.subjects) for spec in topology.STREAMS
 }
-
-# What each service subscribes to: a durable pull consumer named after the service where
-# the subject is in a stream, a core NATS subscription otherwise.
-CONSUMERS: dict[str, tuple[str, ...]] = {
-    "ingest": ("gyre.ingest.submitted",),
-    "embed": ("gyre.embed.requested", "gyre.index.delete"),
-    "generate": ("gyre.generate.requested",),
-    "feedback": ("gyre.feedback.submitted",),
-    "improve": ("gyre.feedback.recorded", "gyre.generate.completed"),
+CORE_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "monitor": ("gyre.>",),
     "gateway": ("gyre.generate.stream.*",),
 }
+
+
+def _consumers() -> dict[str, tuple[str, ...]]:
+    subjects: dict[str, list[str]] = {}
+    for consumer in topology.CONSUMERS:
+        subjects.setdefault(consumer.service, []).extend(f"gyre.{s}" for s in consumer.filter_subjects)
+    for service, extra in CORE_SUBSCRIPTIONS.items():
+        subjects.setdefault(service, []).extend(s for s in extra if s not in subjects.get(service, []))
+    return {service: tuple(dict.fromkeys(subs)) for service, subs in subjects.items()}
+
+
+# What each service subscribes to: a durable pull consumer named after the service where
+# the subject is in a stream, a core NATS subscription otherwise.
+CONSUMERS: dict[str, tuple[str, ...]] = _consumers()
 
 # What each service publishes. Every service with a durable consumer also dead-letters on
 # gyre.dlq.<service>; that is derived, not listed.

@@ -8,6 +8,7 @@ real generate service (3 TokenDeltas, then GenerationCompleted on ``gyre.generat
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
@@ -309,6 +310,100 @@ async def test_deleting_a_document_marks_it_deleted_and_asks_the_index(stack: St
         assert_openai_error(await client.delete("/v1/documents/never-existed"), 404)
     event, _ = await last_event(stack.bus, "GYRE_INDEX", "index.delete", DocumentDeletionRequested)
     assert event.document_id == "to-delete" and event.tenant == "tenant-a"
+
+
+async def events_after(bus: Bus, stream: str, subject: str, after_seq: int, event_type: Any) -> list[Any]:
+    """Every event on ``subject`` stored in ``stream`` after sequence ``after_seq``, in order."""
+    name = bus.stream_name(stream)
+    last = (await bus.js.stream_info(name)).state.last_seq
+    found = []
+    for seq in range(after_seq + 1, last + 1):
+        msg = await bus.js.get_msg(name, seq)
+        if msg.subject == bus.subject(subject):
+            headers = dict(msg.headers or {})
+            found.append((decode_event(msg.data or b"", event_type, headers), headers))
+    return found
+
+
+async def last_seq(bus: Bus, stream: str) -> int:
+    return int((await bus.js.stream_info(bus.stream_name(stream))).state.last_seq)
+
+
+async def test_a_document_of_any_media_type_is_passed_on_for_ingest_to_judge(stack: Stack) -> None:
+    pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n"
+    async with stack.client() as client:
+        response = await client.post(
+            "/v1/documents",
+            json={"id": "scan.pdf", "content": base64.b64encode(pdf).decode(), "content_type": "Application/PDF"},
+        )
+    assert response.status_code == 202, response.text
+    event, _ = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted", DocumentSubmitted)
+    assert event.document_id == "scan.pdf" and event.content_type == "application/pdf"
+    assert base64.b64decode(event.content) == pdf and event.text is None
+
+
+async def test_uploaded_files_are_registered_and_published_one_event_each(stack: Stack) -> None:
+    before = await last_seq(stack.bus, "GYRE_INGEST")
+    html = "<html><body><h1>Caf\u00e9</h1></body></html>".encode("latin-1")
+    files = [
+        ("files", ("guide.md", b"# Guide\nRead me.", "application/octet-stream")),
+        ("files", ("page.html", html, "text/html; charset=ISO-8859-1")),
+        ("files", ("blob", b"\x00\x01\x02", "application/octet-stream")),
+    ]
+    form = {"metadata": json.dumps({"team": "docs"}), "id_prefix": "kb/"}
+    async with stack.client() as client:
+        response = await client.post("/v1/documents/upload", files=files, data=form)
+        assert response.status_code == 202, response.text
+        statuses = [(await client.get(f"/v1/documents/kb/{name}")).json()["status"] for name in ("guide.md", "blob")]
+    assert response.json() == {
+        "documents": [
+            {"document_id": "kb/guide.md", "status": "pending"},
+            {"document_id": "kb/page.html", "status": "pending"},
+            {"document_id": "kb/blob", "status": "pending"},
+        ]
+    }
+    assert statuses == ["pending", "pending"]
+    published = await events_after(stack.bus, "GYRE_INGEST", "ingest.submitted", before, DocumentSubmitted)
+    events = [e for e, _ in published]
+    assert [e.document_id for e in events] == ["kb/guide.md", "kb/page.html", "kb/blob"]
+    assert [e.content_type for e in events] == [
+        "text/markdown", "text/html; charset=ISO-8859-1", "application/octet-stream",
+    ]
+    assert [base64.b64decode(e.content) for e in events] == [b"# Guide\nRead me.", html, b"\x00\x01\x02"]
+    assert {e.tenant for e in events} == {"tenant-a"} and {e.source for e in events} == {"upload"}
+    assert events[0].metadata == {"filename": "guide.md", "team": "docs"} and events[0].title == "guide"
+    assert all(headers["ce-id"] == e.submission_id for e, headers in published)
+
+
+async def test_one_uploaded_file_may_be_given_its_own_id(stack: Stack) -> None:
+    async with stack.client(KEY_B) as client:
+        response = await client.post(
+            "/v1/documents/upload", files={"files": ("x.txt", b"hello", "text/plain")}, data={"id": "policy/2030"}
+        )
+    assert response.status_code == 202, response.text
+    assert response.json() == {"documents": [{"document_id": "policy/2030", "status": "pending"}]}
+    event, _ = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted", DocumentSubmitted)
+    assert (event.document_id, event.tenant, event.content_type) == ("policy/2030", "tenant-b", "text/plain")
+
+
+async def test_an_upload_with_one_bad_file_submits_none(stack: Stack) -> None:
+    before = await last_seq(stack.bus, "GYRE_INGEST")
+    files = [("files", ("ok.txt", b"fine", "text/plain")), ("files", ("empty.txt", b"", "text/plain"))]
+    async with stack.client() as client:
+        error = assert_openai_error(await client.post("/v1/documents/upload", files=files), 400)
+        assert "'empty.txt' is empty" in error["message"]
+        assert_openai_error(await client.get("/v1/documents/ok.txt"), 404)
+    assert await last_seq(stack.bus, "GYRE_INGEST") == before
+
+
+async def test_a_document_too_large_for_the_bus_is_413_and_not_registered(stack: Stack) -> None:
+    """nats-server takes 1 MiB per message by default: the gateway says so instead of a 503 after the fact."""
+    big = b"x" * (stack.bus.nc.max_payload + 1)
+    async with stack.client() as client:
+        response = await client.post("/v1/documents/upload", files={"files": ("big.txt", big, "text/plain")})
+        error = assert_openai_error(response, 413)
+        assert error["code"] == "document_too_large" and "max_payload" in error["message"]
+        assert_openai_error(await client.get("/v1/documents/big.txt"), 404)
 
 
 # ---------------------------------------------------------------- search and embeddings

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from gyre_cli import ingest_command
 from gyre_cli.client import GatewayClient, find_documents
 from gyre_cli.stack import LocalStack, StackError, ensure_api_key
 from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
@@ -88,24 +89,6 @@ Ctrl-C stops everything.""", flush=True)
         print("stopped", flush=True)
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    key = args.api_key or os.environ.get("GYRE_API_KEY") or ensure_api_key(settings.data_path)
-    client = GatewayClient(args.gateway, key)
-    files = find_documents(Path(p) for p in args.paths)
-    ids = []
-    for path in files:
-        document_id = str(path)
-        client.submit_file(path, document_id)
-        ids.append(document_id)
-    final = client.wait_until_settled(ids, timeout_s=args.timeout) if args.wait else {i: "pending" for i in ids}
-    counts: dict[str, int] = {}
-    for status in final.values():
-        counts[status] = counts.get(status, 0) + 1
-    print(f"submitted {len(ids)}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    return 0 if all(s != "rejected" for s in final.values()) else 1
-
-
 async def _dlq_list(limit: int) -> None:
     from gyre_contracts import DeadLetter, decode_event
     from gyre_runtime.bus.connection import connect
@@ -147,13 +130,14 @@ def main(argv: list[str] | None = None) -> None:
     up = sub.add_parser("up", help="run nats-server and every Gyre process on this machine")
     up.add_argument("--samples", nargs="*", default=[], help="files or folders to ingest once ready")
     up.set_defaults(func=cmd_up)
-    ingest = sub.add_parser("ingest", help="submit text and Markdown files through the gateway")
-    ingest.add_argument("paths", nargs="+")
-    ingest.add_argument("--gateway", default=os.environ.get("GYRE_GATEWAY_URL", "http://127.0.0.1:8080"))
-    ingest.add_argument("--api-key", default=None)
-    ingest.add_argument("--no-wait", dest="wait", action="store_false")
-    ingest.add_argument("--timeout", type=float, default=600.0)
-    ingest.set_defaults(func=cmd_ingest)
+    ingest = sub.add_parser(
+        "ingest",
+        help="submit files, folders and URLs through the gateway; summary of verdicts; resumable",
+        description=ingest_command.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ingest_command.add_ingest_arguments(ingest)
+    ingest.set_defaults(func=ingest_command.run_ingest_command)
     dlq = sub.add_parser("dlq", help="list the latest dead letters")
     dlq.add_argument("--limit", type=int, default=20)
     dlq.set_defaults(func=cmd_dlq)

@@ -46,10 +46,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     embedding_model: Annotated[str, _doc("Embedding model folder name in the model store.")] = "all-minilm-l6-v2"
     generation_model: Annotated[str, _doc("Generation model folder name in the model store.")] = "smollm2-135m-instruct"
     onnx_threads: Annotated[int, _doc("ONNX Runtime intra-op threads per session; 0 lets it choose.")] = 0
+    chunk_strategy: Annotated[
+        str, _doc("`structure` (headings, paragraphs, sentences, pages) or `tokens` (plain token windows).")
+    ] = "structure"
     chunk_tokens: Annotated[int, _doc("Chunk size in embedding-model tokens.")] = 200
     chunk_overlap: Annotated[int, _doc("Tokens shared by consecutive chunks.")] = 40
+    quality_min_chars: Annotated[int, _doc("Documents shorter than this (after cleaning) are rejected.")] = 20
+    quality_min_alpha_ratio: Annotated[
+        float, _doc("Minimum share of letters among non-space characters (`too_little_text`).")
+    ] = 0.5
+    quality_max_repeated_line_ratio: Annotated[
+        float, _doc("Maximum share of repeated lines (`too_many_repeated_lines`).")
+    ] = 0.5
+    json_text_fields: Annotated[str, _doc("JSON/JSONL fields holding text, comma separated (dotted paths).")] = (
+        "text,content,body"
+    )
+    csv_text_columns: Annotated[str, _doc("CSV columns to index, comma separated; empty means all.")] = ""
     max_document_chars: Annotated[int, _doc("Documents longer than this are rejected (`too_large`).")] = 2_000_000
     embed_batch_size: Annotated[int, _doc("Chunks per ONNX Runtime call in the embed service.")] = 32
+    embed_max_wait_ms: Annotated[
+        float, _doc("How long the embed service waits for a batch to fill across messages.")
+    ] = 10.0
     pii_policy: Annotated[
         str, _doc("Personal data in documents: redact, reject or allow (per-tenant override: `gyre tenants`).")
     ] = "redact"
@@ -58,6 +75,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _doc("Estimated Jaccard similarity (MinHash) at or above which a document is a near-duplicate.")
     ] = 0.9
     qdrant_path: Annotated[str, _doc("Qdrant Edge shard folder; empty means `<data_dir>/qdrant`.")] = ""
+    qdrant_url: Annotated[
+        str, _doc("Qdrant server URL (`http://host:6333`); set it to use qdrant-client instead of Qdrant Edge.")
+    ] = ""
+    qdrant_collection: Annotated[
+        str, _doc("Collection serving search; `gyre reindex` builds a new one and switches to it.")
+    ] = "gyre_chunks"
     retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
     max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5

@@ -6,8 +6,9 @@ import base64
 import datetime as dt
 import struct
 
+import pytest
+
 from gyre_contracts import DocumentSubmitted, EmbedResult, Rejection
-from gyre_gateway.documents.protocol import DocumentCreate
 from gyre_gateway.documents.serving import mark_pending, normalise_content_type
 from gyre_gateway.embeddings.protocol import EmbeddingRequest
 from gyre_gateway.embeddings.serving import embedding_list, encode_base64_floats
@@ -16,13 +17,14 @@ from gyre_runtime.state.documents import DocumentRecord
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
-def submission() -> DocumentSubmitted:
-    return DocumentSubmitted(tenant="t", document_id="d", text="x", submission_id="sub-2", submitted_at=NOW)
+def submission(title: str = "") -> DocumentSubmitted:
+    return DocumentSubmitted(
+        tenant="t", document_id="d", text="x", title=title, submission_id="sub-2", submitted_at=NOW
+    )
 
 
 def test_a_new_document_is_recorded_pending_with_its_submission() -> None:
-    record = mark_pending(None, tenant="t", document_id="d", body=DocumentCreate(text="x", title="T"),
-                          submission=submission())
+    record = mark_pending(None, submission(title="T"))
     # The submission id is ingest's to set, when it assigns the version.
     assert (record.status, record.version, record.submission_id, record.title) == ("pending", 0, "", "T")
     assert record.submitted_at == NOW and record.tenant == "t"
@@ -33,13 +35,20 @@ def test_a_resubmission_keeps_the_indexed_version_and_drops_old_reasons() -> Non
         document_id="d", tenant="t", status="rejected", version=3, chunks=7, submission_id="sub-1", title="Old",
         reasons=[Rejection(code="empty", message="no text")],
     )
-    record = mark_pending(current, tenant="t", document_id="d", body=DocumentCreate(text="x"), submission=submission())
+    record = mark_pending(current, submission())
     assert (record.status, record.version, record.chunks, record.title) == ("pending", 3, 7, "Old")
     assert record.reasons == [] and record.submission_id == "sub-1"
 
 
-def test_content_types_are_compared_without_case_or_parameters() -> None:
-    assert normalise_content_type(" Text/Markdown; charset=UTF-8") == "text/markdown"
+def test_a_content_type_is_lowered_and_keeps_its_parameters() -> None:
+    # The charset helps ingest decode text that is not UTF-8.
+    assert normalise_content_type(" Text/Markdown ;charset=UTF-8") == "text/markdown; charset=UTF-8"
+    assert normalise_content_type("application/PDF") == "application/pdf"
+
+
+@pytest.mark.parametrize("value", ["pdf", "", "text/", "/plain", "text plain/x", "text/plain/x"])
+def test_what_is_no_media_type_is_recognised(value: str) -> None:
+    assert normalise_content_type(value) is None
 
 
 def test_base64_embeddings_are_little_endian_float32() -> None:

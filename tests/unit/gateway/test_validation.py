@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from gyre_gateway.app import create_app
 from gyre_gateway.body_limit import max_body_bytes
+from gyre_gateway.documents.serving import max_document_bytes
 from gyre_gateway.errors import field_path, validation_error
 from gyre_runtime.config import load_settings
 
@@ -92,7 +93,7 @@ def test_a_valid_chat_request_passes_validation_and_meets_the_missing_bus(client
     [
         ({}, "text", "exactly one of"),
         ({"text": "a", "content": base64.b64encode(b"a").decode()}, "text", "exactly one of"),
-        ({"text": "a", "content_type": "application/pdf"}, "content_type", "not supported"),
+        ({"text": "a", "content_type": "pdf"}, "content_type", "not a media type"),
         ({"content": "***not base64***"}, "content", "base64"),
         ({"text": "   "}, "text", "empty"),
         ({"text": "a", "tenant": "someone-else"}, "tenant", "Extra inputs are not permitted"),
@@ -112,8 +113,25 @@ def test_a_document_over_the_size_limit_is_413(client: TestClient) -> None:
     assert error["code"] == "document_too_large" and str(limit) in error["message"]
 
 
-def test_a_markdown_content_type_with_parameters_is_accepted(client: TestClient) -> None:
-    payload = {"content": base64.b64encode(b"# T").decode(), "content_type": "Text/Markdown; charset=utf-8"}
+def test_content_over_the_byte_limit_is_413_and_at_the_limit_passes(tmp_path: Path) -> None:
+    settings = load_settings({}, data_dir=str(tmp_path), api_keys="k:t", max_document_chars=100)
+    client = TestClient(create_app(settings), headers={"Authorization": "Bearer k"})
+    limit = max_document_bytes(100)
+    assert limit == 600  # 6 bytes per character: its base64 still fits the request limit
+    at_limit = {"content": base64.b64encode(b"x" * limit).decode(), "content_type": "application/pdf"}
+    assert error_of(client.post("/v1/documents", json=at_limit), 503)["code"] == "bus_unavailable"
+    over = {"content": base64.b64encode(b"x" * (limit + 1)).decode(), "content_type": "application/pdf"}
+    error = error_of(client.post("/v1/documents", json=over), 413)
+    assert error["code"] == "document_too_large" and error["param"] == "content" and "600" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["Text/Markdown; charset=utf-8", "application/pdf", "text/html", "application/x-unknown-thing",
+     "application/octet-stream"],
+)
+def test_any_media_type_passes_the_gateway_ingest_decides(client: TestClient, content_type: str) -> None:
+    payload = {"content": base64.b64encode(b"%PDF-1.7 or # T").decode(), "content_type": content_type}
     assert error_of(client.post("/v1/documents", json=payload), 503)["code"] == "bus_unavailable"
 
 
@@ -153,7 +171,7 @@ def test_an_unknown_route_is_404_in_the_same_format(client: TestClient) -> None:
 def test_the_openapi_document_lists_every_endpoint(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {
-        "/v1/documents", "/v1/documents/{document_id}", "/v1/search", "/v1/chat/completions",
+        "/v1/documents", "/v1/documents/upload", "/v1/documents/{document_id}", "/v1/search", "/v1/chat/completions",
         "/v1/embeddings", "/v1/models", "/v1/feedback", "/healthz", "/readyz", "/metrics",
     } <= set(paths)
     assert client.get("/docs").status_code == 200

@@ -53,7 +53,8 @@ STREAMS: tuple[StreamSpec, ...] = (
 )
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
-    ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,)),
+    ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4),
+    ConsumerSpec("ingest", "ingest_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
     # Embedding a large document takes seconds: few in flight, long ack wait.
     ConsumerSpec(
         "embed", "embed", "GYRE_EMBED", ("embed.requested",), (ChunksReady,),

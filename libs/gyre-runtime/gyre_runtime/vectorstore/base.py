@@ -1,14 +1,34 @@
-"""The VectorStore port: what the embed service needs from any vector database."""
+"""The VectorStore port: what the embed service needs from any vector database, and the rules every adapter keeps."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 # Fixed namespace: point ids must be the same in every process and every run.
 POINT_NAMESPACE = uuid.UUID("6f1d7c2e-3b8a-5e4f-9a0b-1c2d3e4f5a6b")
+
+# Names of the two vectors each point carries, the same in every adapter.
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "bm25"
+# Reciprocal rank fusion: score = sum over result lists of 1 / (RRF_K + rank), rank counted from 0.
+RRF_K = 60
+MIN_PREFETCH = 50
+# Payload fields the store itself owns and filters on; metadata filters address `metadata.<key>`.
+TENANT_FIELD = "tenant"
+DOCUMENT_FIELD = "document_id"
+VERSION_FIELD = "version"
+METADATA_FIELD = "metadata"
+DEFAULT_COLLECTION = "gyre"
+
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
+SearchMode = Literal["dense", "sparse", "hybrid"]
+FilterValue = str | int | list[str] | list[int]
 
 
 def point_id(tenant: str, document_id: str, version: int, chunk_index: int) -> str:
@@ -16,32 +36,174 @@ def point_id(tenant: str, document_id: str, version: int, chunk_index: int) -> s
     return str(uuid.uuid5(POINT_NAMESPACE, f"{tenant}\x1f{document_id}\x1f{version}\x1f{chunk_index}"))
 
 
+class SparseVector(msgspec.Struct, frozen=True):
+    """Non-zero dimensions (term ids, unique, ascending) and their weights."""
+
+    indices: list[int]
+    values: list[float]
+
+
 class VectorPoint(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     vector: list[float]
     payload: dict[str, Any]
+    # BM25 term weights of the chunk's text; a point without one is found by dense search only.
+    sparse: SparseVector | None = None
 
 
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
+    """``score``: cosine similarity (dense), BM25 (sparse) or reciprocal-rank-fusion score (hybrid)."""
+
     id: str
     score: float
     payload: dict[str, Any]
 
 
+class VectorStoreError(Exception):
+    """A vector store refused an operation; the message says what to do about it."""
+
+
+class IncompatibleCollection(VectorStoreError):
+    """The stored collection was built differently (other dimension, other vectors) from what is asked."""
+
+
+class InvalidSearch(VectorStoreError, ValueError):
+    """The search arguments cannot be answered (missing vector for the mode, wrong dimension, bad filter)."""
+
+
 class VectorStore(Protocol):
-    """Every call is scoped to one tenant: there is no way to search across tenants."""
+    """Every read and write is scoped to one tenant: there is no way to search across tenants.
+
+    Each chunk is one point with a dense vector (``"dense"``, cosine) and a BM25 sparse vector
+    (``"bm25"``, IDF applied by the store at query time over the tenant's own points). The store
+    sets the payload fields ``tenant``, ``document_id`` and ``version`` itself.
+    """
 
     async def replace_document(
         self, tenant: str, document_id: str, version: int, points: list[VectorPoint]
     ) -> None:
-        """Upsert the new version's points, then drop every other version's (no empty window)."""
+        """Upsert the new version's points, then drop every other version's.
+
+        Search never returns a document's versions side by side (hits of an older version are
+        dropped while both exist), nor neither (the old points go only after the new ones are in).
+        """
 
     async def delete_document(self, tenant: str, document_id: str) -> None: ...
 
     async def search(
-        self, tenant: str, vector: list[float], top_k: int, metadata_filter: dict[str, Any] | None = None
-    ) -> list[SearchHit]: ...
+        self,
+        tenant: str,
+        *,
+        dense: list[float] | None,
+        sparse: SparseVector | None,
+        top_k: int,
+        mode: SearchMode,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        """Best ``top_k`` chunks of ``tenant`` whose metadata matches every key of ``metadata_filter``.
+
+        ``dense`` mode needs ``dense``, ``sparse`` needs ``sparse``, ``hybrid`` needs both and fuses
+        the two rankings (each ``max(50, 4 * top_k)`` deep) by reciprocal rank fusion, k = 60.
+        A filter value that is a list matches any of its items. Raises :class:`InvalidSearch`.
+        """
+        ...
 
     async def count(self, tenant: str, document_id: str | None = None) -> int: ...
 
+    async def count_all(self) -> int:
+        """Points of every tenant (for checks and re-indexing, never for answering a tenant)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def check_collection_name(collection: str) -> None:
+    """Collection names double as folder names (Qdrant Edge) and collection names (Qdrant server)."""
+    if not _COLLECTION_NAME.fullmatch(collection):
+        raise ValueError(
+            "collection names are 1-63 letters, digits, '_' or '-', starting with a letter or digit; "
+            f"got {collection!r}"
+        )
+
+
+def prefetch_limit(top_k: int) -> int:
+    """How deep each ranking goes before fusion."""
+    return max(MIN_PREFETCH, 4 * top_k)
+
+
+def fetch_limit(top_k: int) -> int:
+    """Hits asked of the database: a margin over ``top_k`` for the stale versions that get dropped."""
+    return 2 * top_k
+
+
+def check_search(
+    *, dense: Sequence[float] | None, sparse: SparseVector | None, top_k: int, mode: str, dimension: int
+) -> None:
+    if top_k < 1:
+        raise InvalidSearch(f"top_k must be at least 1, got {top_k}")
+    if mode not in ("dense", "sparse", "hybrid"):
+        raise InvalidSearch(f"mode must be dense, sparse or hybrid, got {mode!r}")
+    if mode in ("dense", "hybrid"):
+        if dense is None:
+            raise InvalidSearch(f"{mode} search needs a dense query vector")
+        if len(dense) != dimension:
+            raise InvalidSearch(f"the query vector has {len(dense)} dimensions, the collection {dimension}")
+    if mode in ("sparse", "hybrid") and sparse is None:
+        raise InvalidSearch(f"{mode} search needs a sparse query vector")
+    if sparse is not None and len(sparse.indices) != len(sparse.values):
+        raise InvalidSearch("a sparse vector needs as many values as indices")
+
+
+def metadata_conditions(metadata_filter: Mapping[str, Any] | None) -> list[tuple[str, FilterValue]]:
+    """``(payload key, value)`` pairs for a metadata filter, checked: the same rules in every adapter.
+
+    A value is a string or an integer (equality), or a non-empty list of strings or of integers
+    (any of). Booleans are refused: Qdrant Edge 0.9 turns a boolean match into the integer 1 or 0,
+    which matches no boolean, so such a filter would silently find nothing there.
+    """
+    conditions: list[tuple[str, FilterValue]] = []
+    for key, value in (metadata_filter or {}).items():
+        if not isinstance(key, str) or not key:
+            raise InvalidSearch(f"filter keys must be non-empty strings, got {key!r}")
+        path = f"{METADATA_FIELD}.{key}"
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            conditions.append((path, value))
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+            conditions.append((path, [str(v) for v in value]))
+        elif (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            conditions.append((path, [int(v) for v in value]))
+        else:
+            raise InvalidSearch(
+                f"filter {key!r}: a value must be a string, an integer, or a non-empty list of strings "
+                f"or of integers (any of), got {value!r} (store flags as strings to filter on them)"
+            )
+    return conditions
+
+
+def stamped_payload(point: VectorPoint, tenant: str, document_id: str, version: int) -> dict[str, Any]:
+    """The point's payload with the fields the store filters on set from the call, not trusted from it."""
+    return {
+        **point.payload,
+        TENANT_FIELD: tenant,
+        DOCUMENT_FIELD: document_id,
+        VERSION_FIELD: version,
+    }
+
+
+def latest_versions_only(hits: Sequence[SearchHit], top_k: int) -> list[SearchHit]:
+    """Drop hits of a document's older version while a replacement briefly leaves both stored."""
+    newest: dict[str, int] = {}
+    for hit in hits:
+        document_id = str(hit.payload.get(DOCUMENT_FIELD, ""))
+        version = int(hit.payload.get(VERSION_FIELD, 0))
+        newest[document_id] = max(version, newest.get(document_id, version))
+    kept = [
+        h
+        for h in hits
+        if int(h.payload.get(VERSION_FIELD, 0)) == newest[str(h.payload.get(DOCUMENT_FIELD, ""))]
+    ]
+    return kept[:top_k]

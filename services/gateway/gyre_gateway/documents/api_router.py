@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from gyre_gateway.auth import Tenant
-from gyre_gateway.documents.protocol import DocumentCreate, DocumentReceipt, DocumentStatusResponse
-from gyre_gateway.documents.serving import delete_document, document_status, submit_document
+from gyre_gateway.documents.protocol import (
+    DOCUMENT_ID_MAX_LENGTH,
+    DocumentCreate,
+    DocumentReceipt,
+    DocumentStatusResponse,
+    UploadReceipt,
+)
+from gyre_gateway.documents.serving import delete_document, document_status, submit_document, upload_documents
 from gyre_gateway.upstream import service_of, traceparent_of
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -16,6 +24,41 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 async def create_document(body: DocumentCreate, tenant: Tenant, request: Request) -> DocumentReceipt:
     """Submit a document for ingestion; poll `GET /v1/documents/{id}` for its status."""
     return await submit_document(service_of(request), tenant, body, traceparent=traceparent_of(request))
+
+
+@router.post("/upload", status_code=202, response_model=UploadReceipt)
+async def upload_files(
+    tenant: Tenant,
+    request: Request,
+    files: Annotated[
+        list[UploadFile],
+        File(description="One or more files; each becomes a document. Its part's content type is used, "
+             "else the one its file name suggests, else `application/octet-stream` (ingest detects it)."),
+    ],
+    metadata: Annotated[
+        str | None, Form(description='JSON object given to every file\'s document, e.g. `{"team": "docs"}`.')
+    ] = None,
+    id_prefix: Annotated[
+        str | None, Form(description="Document id = id_prefix + file name (e.g. `handbook/`).")
+    ] = None,
+    id: Annotated[
+        str | None,
+        Form(max_length=DOCUMENT_ID_MAX_LENGTH, description="The document id, for an upload of exactly one file."),
+    ] = None,
+) -> UploadReceipt:
+    """Upload files as `multipart/form-data`; poll `GET /v1/documents/{id}` for each one's status.
+
+    Every file is checked (name, size, id) before any is submitted, so a 4xx submits nothing.
+    """
+    return await upload_documents(
+        service_of(request),
+        tenant,
+        files,
+        metadata=metadata,
+        id_prefix=id_prefix,
+        document_id=id,
+        traceparent=traceparent_of(request),
+    )
 
 
 @router.get("/{document_id:path}", response_model=DocumentStatusResponse)
