@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from gyre_cli import ingest_command
+from gyre_cli import ingest_command, tenants_command
 from gyre_cli.client import GatewayClient, find_documents
 from gyre_cli.stack import LocalStack, StackError, ensure_api_key
 from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
@@ -19,12 +19,13 @@ from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
 
 def _ports_from_env() -> tuple[dict[str, int], int, int]:
     ports = dict(DEFAULT_PORTS)
-    ports["gateway"] = int(os.environ.get("GYRE_GATEWAY_PORT", ports["gateway"]))
+    ports["gateway"] = int(os.environ.get("GYRE_GATEWAY_PORT", str(ports["gateway"])))
     base = os.environ.get("GYRE_PORT_BASE")
     if base:
         for offset, name in enumerate(("ingest", "embed", "generate", "feedback", "improve", "monitor"), start=1):
             ports[name] = int(base) + offset
-    return ports, int(os.environ.get("GYRE_NATS_PORT", 4222)), int(os.environ.get("GYRE_NATS_MONITOR_PORT", 8222))
+    nats_port = int(os.environ.get("GYRE_NATS_PORT", "4222"))
+    return ports, nats_port, int(os.environ.get("GYRE_NATS_MONITOR_PORT", "8222"))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     dlq = sub.add_parser("dlq", help="list the latest dead letters")
     dlq.add_argument("--limit", type=int, default=20)
     dlq.set_defaults(func=cmd_dlq)
+    tenants_command.add_parser(sub)
     settings = sub.add_parser("settings", help="print the settings table (Markdown)")
     settings.set_defaults(func=cmd_settings)
     args = parser.parse_args(argv)

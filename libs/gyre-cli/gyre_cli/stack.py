@@ -20,6 +20,7 @@ from gyre_runtime.service import port_is_free
 
 SERVICES = ("ingest", "embed", "generate", "feedback", "improve", "monitor", "gateway")
 HOST = "127.0.0.1"
+NATS_MAX_PAYLOAD = 16 * 1024 * 1024
 
 
 class StackError(RuntimeError):
@@ -110,20 +111,29 @@ class LocalStack:
     def start(self, timeout_s: float = 300.0) -> None:
         self.check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "nats-server",
-            [
-                find_executable("nats-server"), "-js", "-sd", str(self.data_dir / "nats"),
-                "-a", HOST, "-p", str(self.nats_port), "-m", str(self.nats_monitor_port),
-            ],
-            dict(os.environ),
-        )
+        nats_argv = [find_executable("nats-server"), "-c", str(self.write_nats_config())]
+        self._spawn("nats-server", nats_argv, dict(os.environ))
         self._wait_http("nats-server", f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true", 30)
         for service in SERVICES:
             self._spawn(service, [find_executable(f"gyre-{service}")], self.env_for(service))
         deadline = time.monotonic() + timeout_s
         for service in SERVICES:
             self._wait_http(service, f"{self.url_of(service)}/readyz", max(1.0, deadline - time.monotonic()))
+
+    def write_nats_config(self) -> Path:
+        """The server's config: JetStream under the data dir, and room for large documents.
+
+        NATS refuses messages over ``max_payload`` (1 MiB by default); documents travel base64
+        encoded inside DocumentSubmitted, so the local stack allows 16 MiB.
+        """
+        path = self.data_dir / "nats-server.conf"
+        path.write_text(
+            f'listen: "{HOST}:{self.nats_port}"\n'
+            f'http: "{HOST}:{self.nats_monitor_port}"\n'
+            f"max_payload: {NATS_MAX_PAYLOAD}\n"
+            f'jetstream {{\n  store_dir: "{self.data_dir / "nats"}"\n}}\n'
+        )
+        return path
 
     def _wait_http(self, name: str, url: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

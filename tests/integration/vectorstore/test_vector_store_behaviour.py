@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -442,5 +444,39 @@ async def test_an_edge_shard_of_the_single_collection_layout_moves_into_its_coll
     try:
         assert await store.count(TENANT, "old") == 1
         assert sorted(p.name for p in base.iterdir()) == ["chunks"]
+    finally:
+        await store.close()
+
+
+KILLED_WRITER = """
+import asyncio, os, signal, sys
+from gyre_runtime.config import load_settings
+from gyre_runtime.vectorstore import VectorPoint, open_vector_store, point_id
+
+async def main():
+    root, url = sys.argv[1], sys.argv[2] or None
+    store = await open_vector_store(load_settings({}, data_dir=root + "/data"), 8, url=url, collection="chunks")
+    for d in range(20):
+        points = [VectorPoint(id=point_id("acme", f"d{d}", 1, i), vector=[1.0] * 8, payload={}) for i in range(3)]
+        await store.replace_document("acme", f"d{d}", 1, points)
+    newer = VectorPoint(id=point_id("acme", "d0", 2, 0), vector=[1.0] * 8, payload={})
+    await store.replace_document("acme", "d0", 2, [newer])
+    await store.delete_document("acme", "d1")
+    os.kill(os.getpid(), signal.SIGKILL)  # no flush, no close
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_process_loses_no_acknowledged_write(persistent_backend: Backend) -> None:
+    url = "" if persistent_backend.kind == "edge" else str(persistent_backend.root / "qdrant-local")
+    root = str(persistent_backend.root)
+    writer = await asyncio.create_subprocess_exec(sys.executable, "-c", KILLED_WRITER, root, url)
+    assert await writer.wait() == -signal.SIGKILL
+    store = await persistent_backend.open()
+    try:
+        assert await store.count(TENANT) == 18 * 3 + 1
+        assert await store.count(TENANT, "d0") == 1
+        assert await store.count(TENANT, "d1") == 0
     finally:
         await store.close()

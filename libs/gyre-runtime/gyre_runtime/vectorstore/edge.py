@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ from gyre_runtime.vectorstore.base import (
 log = get_logger()
 
 CONFIG_FILE = "edge_config.json"
+# Every update is in the shard's write-ahead log at once, which a restart replays (a SIGKILL loses
+# nothing); a flush writes segments and trims that log. It costs ~10-45 ms, so it runs at most this
+# often rather than after every document.
+FLUSH_INTERVAL_S = 2.0
 
 def _match(key: str, value: Any) -> q.FieldCondition:
     if isinstance(value, list):
@@ -136,6 +141,7 @@ class QdrantEdgeStore:
         self.dimension = dimension
         self._lock = threading.Lock()
         self.shard = _open_shard(path, dimension)
+        self._flushed_at = time.monotonic()
         schema = self.shard.info().payload_schema
         if TENANT_FIELD not in schema:
             self.shard.update(q.UpdateOperation.create_field_index(TENANT_FIELD, q.KeywordIndexParams(is_tenant=True)))
@@ -158,7 +164,12 @@ class QdrantEdgeStore:
             if upserts:
                 self.shard.update(q.UpdateOperation.upsert_points(upserts))
             self.shard.update(q.UpdateOperation.delete_points_by_filter(stale))
+            self._flush_now_and_then()
+
+    def _flush_now_and_then(self) -> None:
+        if time.monotonic() - self._flushed_at >= FLUSH_INTERVAL_S:
             self.shard.flush()
+            self._flushed_at = time.monotonic()
 
     def _vectors(self, point: VectorPoint) -> dict[str, Any]:
         if len(point.vector) != self.dimension:
@@ -176,7 +187,7 @@ class QdrantEdgeStore:
     def _delete(self, tenant: str, document_id: str) -> None:
         with self._lock:
             self.shard.update(q.UpdateOperation.delete_points_by_filter(_scope(tenant, document_id)))
-            self.shard.flush()
+            self._flush_now_and_then()
 
     async def delete_document(self, tenant: str, document_id: str) -> None:
         await asyncio.to_thread(self._delete, tenant, document_id)
