@@ -44,8 +44,9 @@ def test_a_submitted_document_is_indexed_and_found_by_search(client_a: httpx.Cli
     assert status["status"] == "indexed" and status["chunks"] >= 1 and status["version"] == 1
     hits = client_a.post("/v1/search", json={"query": "How many times do lighthouses flash?", "top_k": 3})
     assert hits.status_code == 200, hits.text
-    top = hits.json()["hits"][0]
-    assert top["document_id"] == zorbulon_id and "seven times" in top["text"]
+    # Other tests of this session index documents of tenant A too: look for ours among the best.
+    ours = [h for h in hits.json()["hits"] if h["document_id"] == zorbulon_id]
+    assert ours and "seven times" in ours[0]["text"]
 
 
 async def test_a_chat_completion_answers_and_cites_the_document(client_a: httpx.Client, zorbulon_id: str) -> None:

@@ -1,16 +1,17 @@
-"""Embed service wiring: the embedding model, the Qdrant Edge shard, consumers and request/reply."""
+"""Embed service wiring: the embedding model and its scheduler, the vector store, consumers and request/reply."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gyre_embed.batching import EmbeddingScheduler
 from gyre_embed.handlers import EmbedHandlers
 from gyre_runtime.config import Settings
 from gyre_runtime.models.embedder import OnnxEmbedder
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.documents import DocumentRegistry
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
-from gyre_runtime.vectorstore.edge import QdrantEdgeStore
+from gyre_runtime.vectorstore import Bm25Encoder, open_vector_store
 
 # Retrieval and query embedding are answered by any replica of this queue group.
 QUEUE = "embed"
@@ -19,19 +20,24 @@ QUEUE = "embed"
 def create_app(settings: Settings) -> Any:
     service = Service("embed", settings)
 
-    @service.on_start
     async def wire(svc: Service) -> None:
         model_dir = settings.model_path / settings.embedding_model
-        embedder = OnnxEmbedder(model_dir, threads=settings.onnx_threads)
-        store = QdrantEdgeStore(settings.qdrant_shard_path, embedder.dimension)
+        embedder = OnnxEmbedder(model_dir, threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
+        scheduler = EmbeddingScheduler(
+            embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000
+        )
+        store = await open_vector_store(
+            settings, embedder.dimension, url=settings.qdrant_url or None, collection=settings.qdrant_collection
+        )
         handlers = EmbedHandlers(
-            embedder=embedder,  # type: ignore[arg-type]
+            embedder=embedder,
+            scheduler=scheduler,
+            sparse=Bm25Encoder(),
             store=store,
             registry=DocumentRegistry(await svc.bus.kv("gyre_documents")),
             publisher=svc.publisher,
-            batch_size=settings.embed_batch_size,
         )
-        svc.state["store"] = store
+        svc.state.update(store=store, scheduler=scheduler)
         svc.consume("embed", handlers.index)
         svc.consume("embed_index", handlers.delete)
         await svc.bus.nc.subscribe(svc.bus.subject("retrieve"), queue=QUEUE, cb=handlers.retrieve)
@@ -40,12 +46,14 @@ def create_app(settings: Settings) -> Any:
             ModelEntry(id=settings.embedding_model, kind="embedding", version=embedder.version, served_by="embed")
         )
 
-    @service.on_stop
-    async def close_store(svc: Service) -> None:
-        store = svc.state.get("store")
-        if store is not None:
-            await store.close()
+    async def close(svc: Service) -> None:
+        if "scheduler" in svc.state:
+            await svc.state["scheduler"].stop()
+        if "store" in svc.state:
+            await svc.state["store"].close()
 
+    service.on_start(wire)
+    service.on_stop(close)
     return service.asgi()
 
 

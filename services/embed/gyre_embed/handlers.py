@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,13 +21,14 @@ from gyre_contracts import (
     decode_event,
     utc_now,
 )
-from gyre_embed.indexing import build_points, hit_to_chunk
+from gyre_embed.batching import EmbeddingScheduler
+from gyre_embed.indexing import build_points, embedding_text, hit_to_chunk
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.logging import get_logger
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
-from gyre_runtime.vectorstore import VectorStore
+from gyre_runtime.vectorstore import Bm25Encoder, InvalidSearch, VectorStore
 
 log = get_logger()
 
@@ -39,24 +39,15 @@ class Embedder(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    def embed(self, texts: list[str]) -> list[list[float]]: ...
-
 
 @dataclass
 class EmbedHandlers:
     embedder: Embedder
+    scheduler: EmbeddingScheduler
+    sparse: Bm25Encoder
     store: VectorStore
     registry: DocumentRegistry
     publisher: Publisher
-    batch_size: int = 32
-
-    async def _embed(self, texts: list[str]) -> list[list[float]]:
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            result = await asyncio.to_thread(self.embedder.embed, batch)
-            vectors.extend([float(x) for x in row] for row in result)
-        return vectors
 
     async def index(self, event: ChunksReady, ctx: MessageContext) -> None:
         record = await self.registry.get(event.tenant, event.document_id)
@@ -65,9 +56,11 @@ class EmbedHandlers:
                      current=record.version, status=record.status)
             return
         started = time.perf_counter()
-        vectors = await self._embed([c.text for c in event.chunks])
+        texts = [embedding_text(c, event.title) for c in event.chunks]
+        vectors = await self.scheduler.embed_bulk(texts)
+        sparse = [self.sparse.encode_document(t) for t in texts]
         await self.store.replace_document(
-            event.tenant, event.document_id, event.version, build_points(event, vectors)
+            event.tenant, event.document_id, event.version, build_points(event, vectors, sparse)
         )
         embed_ms = (time.perf_counter() - started) * 1000
         now = utc_now()
@@ -109,15 +102,17 @@ class EmbedHandlers:
         started = time.perf_counter()
         try:
             request = decode_event(msg.data, RetrieveRequest, msg.headers)
-            vector = (await asyncio.to_thread(self.embedder.embed, [request.query]))[0]
+            dense = (await self.scheduler.embed_query([request.query]))[0] if request.mode != "sparse" else None
+            sparse = self.sparse.encode_query(request.query) if request.mode != "dense" else None
             hits = await self.store.search(
-                request.tenant, [float(x) for x in vector], request.top_k, request.filter or None
+                request.tenant, dense=dense, sparse=sparse, top_k=request.top_k, mode=request.mode,
+                metadata_filter=request.filter or None,
             )
             result = RetrieveResult(
                 tenant=request.tenant, hits=tuple(hit_to_chunk(h) for h in hits),
                 retrieval_ms=(time.perf_counter() - started) * 1000, embedding_model=self.embedder.version,
             )
-        except EnvelopeError as exc:
+        except (EnvelopeError, InvalidSearch) as exc:
             result = RetrieveResult(error=str(exc))
         except Exception as exc:  # a failed search is answered, never left to time out
             log.exception("retrieve_failed")
@@ -128,7 +123,7 @@ class EmbedHandlers:
         """Request/reply: vectors for texts (the OpenAI-compatible embeddings endpoint)."""
         try:
             request = decode_event(msg.data, EmbedRequest, msg.headers)
-            vectors = await self._embed(list(request.texts))
+            vectors = await self.scheduler.embed_query(list(request.texts))
             counter = getattr(self.embedder, "count_tokens", None)
             counts = tuple(counter(t) if counter else 0 for t in request.texts)
             result = EmbedResult(

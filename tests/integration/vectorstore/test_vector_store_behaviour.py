@@ -22,6 +22,7 @@ from qdrant_client import models
 
 from gyre_runtime.config import load_settings
 from gyre_runtime.vectorstore import (
+    DEFAULT_COLLECTION,
     Bm25Encoder,
     IncompatibleCollection,
     InvalidSearch,
@@ -431,8 +432,8 @@ async def test_edge_collections_are_separate_shards_side_by_side(tmp_path: Path)
         await backend.open(collection="../escape")
 
 
-async def test_an_edge_shard_of_the_single_collection_layout_moves_into_its_collection(tmp_path: Path) -> None:
-    base = tmp_path / "data" / "qdrant"
+def single_collection_layout_shard(base: Path) -> None:
+    """A shard as the store laid it out before collections: in the base folder itself."""
     shard = q.EdgeShard.create(
         str(base), q.EdgeConfig(vectors={"dense": q.EdgeVectorParams(size=DIM, distance=q.Distance.Cosine)})
     )
@@ -440,12 +441,20 @@ async def test_an_edge_shard_of_the_single_collection_layout_moves_into_its_coll
     shard.update(q.UpdateOperation.upsert_points([q.Point(point_id(TENANT, "old", 1, 0), {"dense": axis(0)}, payload)]))
     shard.flush()
     shard.close()
-    store = await Backend("edge", tmp_path).open(collection="chunks")
+
+
+async def test_an_edge_shard_of_the_single_collection_layout_becomes_the_default_collection(tmp_path: Path) -> None:
+    base = tmp_path / "data" / "qdrant"
+    single_collection_layout_shard(base)
+    # Opening any collection (here a re-index target) first moves the old shard to the default one.
+    rebuilt = await Backend("edge", tmp_path).open(collection="rebuilt")
+    await rebuilt.close()
+    assert sorted(p.name for p in base.iterdir()) == [DEFAULT_COLLECTION, "rebuilt"]
+    live = await Backend("edge", tmp_path).open(collection=DEFAULT_COLLECTION)
     try:
-        assert await store.count(TENANT, "old") == 1
-        assert sorted(p.name for p in base.iterdir()) == ["chunks"]
+        assert await live.count(TENANT, "old") == 1
     finally:
-        await store.close()
+        await live.close()
 
 
 KILLED_WRITER = """
@@ -478,5 +487,19 @@ async def test_a_killed_process_loses_no_acknowledged_write(persistent_backend: 
         assert await store.count(TENANT) == 18 * 3 + 1
         assert await store.count(TENANT, "d0") == 1
         assert await store.count(TENANT, "d1") == 0
+    finally:
+        await store.close()
+
+
+async def test_moving_an_old_layout_shard_finishes_after_a_crash_part_way(tmp_path: Path) -> None:
+    base = tmp_path / "data" / "qdrant"
+    single_collection_layout_shard(base)
+    staging = base / f".{DEFAULT_COLLECTION}.adopting"
+    staging.mkdir()
+    (base / "wal").rename(staging / "wal")  # the crash came after the first move
+    store = await Backend("edge", tmp_path).open(collection=DEFAULT_COLLECTION)
+    try:
+        assert await store.count(TENANT, "old") == 1
+        assert sorted(p.name for p in base.iterdir()) == [DEFAULT_COLLECTION]
     finally:
         await store.close()

@@ -55,10 +55,11 @@ STREAMS: tuple[StreamSpec, ...] = (
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4),
     ConsumerSpec("ingest", "ingest_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
-    # Embedding a large document takes seconds: few in flight, long ack wait.
+    # Several documents in flight feed the embedding scheduler's cross-message batches; a large
+    # document takes seconds, hence the long ack wait.
     ConsumerSpec(
         "embed", "embed", "GYRE_EMBED", ("embed.requested",), (ChunksReady,),
-        ack_wait_s=300.0, max_ack_pending=8, concurrency=2,
+        ack_wait_s=300.0, max_ack_pending=16, concurrency=8,
     ),
     ConsumerSpec("embed", "embed_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
     # One generation at a time per replica: the ONNX generator is CPU bound.

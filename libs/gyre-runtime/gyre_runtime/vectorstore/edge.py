@@ -13,6 +13,7 @@ import qdrant_edge as q
 
 from gyre_runtime.logging import get_logger
 from gyre_runtime.vectorstore.base import (
+    DEFAULT_COLLECTION,
     DENSE_VECTOR,
     DOCUMENT_FIELD,
     RRF_K,
@@ -108,18 +109,19 @@ def _open_shard(path: Path, dimension: int) -> q.EdgeShard:
         ) from exc
 
 
-def _adopt_single_shard_layout(base: Path, collection: str) -> None:
-    """Before collections, the one shard lived in ``base`` itself: move it into ``base/<collection>``.
+def _adopt_single_shard_layout(base: Path) -> None:
+    """Before collections, the one live shard lived in ``base`` itself: move it to the default collection.
 
     Files move into a staging folder first and the config file last, so a crash part-way is finished
     on the next start rather than leaving a shard that neither layout recognises.
     """
+    collection = DEFAULT_COLLECTION
     staging = base / f".{collection}.adopting"
-    if (base / CONFIG_FILE).exists():
+    if not staging.exists():  # else a move was cut short: finish it without opening the half-moved shard
+        if not (base / CONFIG_FILE).exists():
+            return
         q.EdgeShard.load(str(base)).close()  # fails, before anything moves, while a process holds it
-        staging.mkdir(exist_ok=True)
-    if not staging.exists():
-        return
+        staging.mkdir()
     target = base / collection
     if target.exists():
         raise IncompatibleCollection(
@@ -152,7 +154,7 @@ class QdrantEdgeStore:
     def open_collection(cls, base: Path, collection: str, dimension: int) -> QdrantEdgeStore:
         """The collection's shard in ``base/<collection>``, created when missing."""
         check_collection_name(collection)
-        _adopt_single_shard_layout(base, collection)
+        _adopt_single_shard_layout(base)
         return cls(base / collection, dimension)
 
     def _replace(self, tenant: str, document_id: str, version: int, points: list[VectorPoint]) -> None:
