@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from gyre_embed.batching import EmbeddingScheduler
 from gyre_embed.handlers import EmbedHandlers
 from gyre_runtime.config import Settings
@@ -18,7 +22,23 @@ QUEUE = "embed"
 
 
 def create_app(settings: Settings) -> Any:
-    service = Service("embed", settings)
+    async def stats(request: Request) -> JSONResponse:
+        """What this replica holds and how its batches go (operators, checks, benchmarks)."""
+        store, scheduler = service.state.get("store"), service.state.get("scheduler")
+        if store is None or scheduler is None:
+            return JSONResponse({"error": "not ready"}, status_code=503)
+        batches = scheduler.stats
+        return JSONResponse({
+            "collection": service.state["collection"],
+            "points": await store.count_all(),
+            "embedding_calls": batches.calls,
+            "query_calls": batches.query_calls,
+            "texts_embedded": batches.texts,
+            "mean_batch": batches.texts / batches.calls if batches.calls else 0.0,
+            "model_busy_s": round(batches.busy_s, 3),
+        })
+
+    service = Service("embed", settings, routes=[Route("/stats", stats)])
 
     async def wire(svc: Service) -> None:
         model_dir = settings.model_path / settings.embedding_model
@@ -37,7 +57,7 @@ def create_app(settings: Settings) -> Any:
             registry=DocumentRegistry(await svc.bus.kv("gyre_documents")),
             publisher=svc.publisher,
         )
-        svc.state.update(store=store, scheduler=scheduler)
+        svc.state.update(store=store, scheduler=scheduler, collection=settings.qdrant_collection)
         svc.consume("embed", handlers.index)
         svc.consume("embed_index", handlers.delete)
         await svc.bus.nc.subscribe(svc.bus.subject("retrieve"), queue=QUEUE, cb=handlers.retrieve)
