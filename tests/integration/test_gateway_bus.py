@@ -415,6 +415,7 @@ async def test_search_asks_retrieval_for_the_callers_tenant(stack: Stack) -> Non
     assert response.status_code == 200, response.text
     asked = stack.fakes.retrieve_requests[-1]
     assert (asked.tenant, asked.query, asked.top_k, asked.filter) == ("tenant-b", "capital", 7, {"lang": "en"})
+    assert asked.mode == "hybrid"
     assert response.json() == {
         "hits": [
             {
@@ -424,6 +425,8 @@ async def test_search_asks_retrieval_for_the_callers_tenant(stack: Stack) -> Non
                 "text": "about capital",
                 "title": "A title",
                 "metadata": {"lang": "en"},
+                "heading_path": [],
+                "page": None,
             }
         ],
         "retrieval_ms": 1.5,

@@ -23,7 +23,7 @@ TENANT_FIELD = "tenant"
 DOCUMENT_FIELD = "document_id"
 VERSION_FIELD = "version"
 METADATA_FIELD = "metadata"
-DEFAULT_COLLECTION = "gyre"
+DEFAULT_COLLECTION = "gyre_chunks"  # the same default as the `qdrant_collection` setting
 
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 

@@ -16,7 +16,8 @@ def retrieve_request(tenant: str, body: SearchRequest, request_id: str) -> Retri
     if not body.query.strip():
         raise ApiError(400, "query is empty", code="invalid_value", param="query")
     return RetrieveRequest(
-        tenant=tenant, query=body.query, top_k=body.top_k, filter=dict(body.filter), request_id=request_id
+        tenant=tenant, query=body.query, top_k=body.top_k, filter=dict(body.filter), request_id=request_id,
+        mode=body.mode,
     )
 
 
@@ -30,6 +31,8 @@ def search_response(result: RetrieveResult) -> SearchResponse:
                 text=h.text,
                 title=h.title,
                 metadata=dict(h.metadata),
+                heading_path=list(h.heading_path),
+                page=h.page,
             )
             for h in result.hits
         ],
