@@ -81,6 +81,19 @@ class EventWatcher:
 
         return await asyncio.wait_for(found(), timeout_s)
 
+    async def wait_for_any(self, subjects: tuple[str, ...], ce_subject: str, timeout_s: float = 120.0) -> str:
+        """The first of ``subjects`` seen for ``ce_subject`` (e.g. indexed or rejected)."""
+
+        async def found() -> str:
+            while True:
+                for subj, headers, _ in self.seen:
+                    if subj in subjects and headers.get("ce-subject") == ce_subject:
+                        return subj
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(found(), timeout_s)
+
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def events(stack: LocalStack) -> AsyncIterator[EventWatcher]:

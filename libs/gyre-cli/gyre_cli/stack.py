@@ -59,6 +59,7 @@ class LocalStack:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: Mapping[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _launch_env: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def gateway_url(self) -> str:
@@ -107,6 +108,50 @@ class LocalStack:
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+        self._launch_env[name] = env  # what restart() starts it with again
+
+    def kill(self, service: str, sig: int = signal.SIGKILL, timeout_s: float = 30.0) -> int:
+        """Send ``sig`` to one process of the stack (a service or ``nats-server``), wait for it to exit.
+
+        Returns its exit status (``-sig`` for a process the signal ended). The process stays in
+        ``processes``, so ``restart`` can start it again; ``stop`` skips it while it is down.
+        """
+        process = self._process(service)
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise StackError(
+                f"{service} (pid {process.pid}) did not exit within {timeout_s:.0f} s of signal {sig}"
+            ) from exc
+
+    def restart(self, service: str, timeout_s: float = 120.0) -> None:
+        """Start one process again with the command and environment it was first started with.
+
+        A process still running is stopped first (SIGTERM, then SIGKILL after 20 s). Waits for the
+        service's ``/readyz`` (nats-server: its JetStream health check); its log continues in the
+        same file.
+        """
+        process = self._process(service)
+        if process.poll() is None:
+            try:
+                self.kill(service, signal.SIGTERM, timeout_s=20.0)
+            except StackError:
+                self.kill(service, signal.SIGKILL)
+        argv = [str(a) for a in process.args] if isinstance(process.args, list | tuple) else [str(process.args)]
+        self._spawn(service, argv, self._launch_env[service])
+        self._wait_http(service, self._ready_url(service), timeout_s)
+
+    def _process(self, name: str) -> subprocess.Popen[bytes]:
+        if name not in self.processes or name not in self._launch_env:
+            raise StackError(f"{name} is not a process of this running stack (known: {', '.join(self.processes)})")
+        return self.processes[name]
+
+    def _ready_url(self, name: str) -> str:
+        if name == "nats-server":
+            return f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true"
+        return f"{self.url_of(name)}/readyz"
 
     def start(self, timeout_s: float = 300.0) -> None:
         self.check_ports()
