@@ -45,7 +45,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ""
     embedding_model: Annotated[str, _doc("Embedding model folder name in the model store.")] = "all-minilm-l6-v2"
     generation_model: Annotated[str, _doc("Generation model folder name in the model store.")] = "smollm2-135m-instruct"
-    onnx_threads: Annotated[int, _doc("ONNX Runtime intra-op threads per session; 0 lets it choose.")] = 0
+    onnx_threads: Annotated[
+        int, _doc("ONNX Runtime intra-op threads per model; 0 means one per CPU core of this machine.")
+    ] = 0
     chunk_strategy: Annotated[
         str, _doc("`structure` (headings, paragraphs, sentences, pages) or `tokens` (plain token windows).")
     ] = "structure"
@@ -97,6 +99,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def qdrant_shard_path(self) -> Path:
         return Path(self.qdrant_path).expanduser() if self.qdrant_path else self.data_path / "qdrant"
+
+    @property
+    def model_threads(self) -> int:
+        """Intra-op threads for a model session: the setting, or every core (one model call at a time)."""
+        return self.onnx_threads or os.cpu_count() or 1
 
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_PORTS[service]

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> Any:
 
     async def wire(svc: Service) -> None:
         model_dir = settings.model_path / settings.embedding_model
-        embedder = OnnxEmbedder(model_dir, threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
+        embedder = OnnxEmbedder(model_dir, threads=settings.model_threads, batch_size=settings.embed_batch_size)
         scheduler = EmbeddingScheduler(
             embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000
         )

@@ -17,7 +17,7 @@ def create_app(settings: Settings) -> Any:
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        generator = OnnxGenaiGenerator(settings.model_path / settings.generation_model, threads=settings.onnx_threads)
+        generator = OnnxGenaiGenerator(settings.model_path / settings.generation_model, threads=settings.model_threads)
         handler = GenerateHandler(
             generator=generator,
             publisher=svc.publisher,

@@ -10,7 +10,6 @@ from gyre_contracts import Chunk, ChunksReady
 from gyre_embed.indexing import build_points, embedding_text, hit_to_chunk
 from gyre_runtime.vectorstore import SearchHit, SparseVector, point_id
 
-
 SPARSE = SparseVector(indices=[1, 2], values=[1.0, 0.5])
 
 

@@ -70,4 +70,10 @@ class DocumentStatusResponse(BaseModel):
     reasons: list[Reason]
     title: str
     submitted_at: dt.datetime | None
+    accepted_at: dt.datetime | None = None
     indexed_at: dt.datetime | None
+    submit_to_indexed_ms: float | None = Field(
+        default=None, description="From submission to searchable, for the current version."
+    )
+    content_hash: str = ""
+    embedding_model: str = ""

@@ -366,7 +366,15 @@ def status_response(record: DocumentRecord) -> DocumentStatusResponse:
         reasons=[Reason(code=r.code, message=r.message) for r in record.reasons],
         title=record.title,
         submitted_at=record.submitted_at,
+        accepted_at=record.accepted_at,
         indexed_at=record.indexed_at,
+        submit_to_indexed_ms=(
+            (record.indexed_at - record.submitted_at).total_seconds() * 1000
+            if record.status == "indexed" and record.indexed_at and record.submitted_at
+            else None
+        ),
+        content_hash=record.content_hash,
+        embedding_model=record.embedding_model,
     )
 
 
