@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gyre_runtime.vectorstore.base import DEFAULT_COLLECTION
+
 ENV_PREFIX = "GYRE_"
 
 # Default HTTP port of each process; GYRE_HTTP_PORT overrides it for one process.
@@ -82,7 +84,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ""
     qdrant_collection: Annotated[
         str, _doc("Collection serving search; `gyre reindex` builds a new one and switches to it.")
-    ] = "gyre_chunks"
+    ] = DEFAULT_COLLECTION
     retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
     max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5
