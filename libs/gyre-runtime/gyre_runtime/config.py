@@ -85,6 +85,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     qdrant_collection: Annotated[
         str, _doc("Collection serving search; `gyre reindex` builds a new one and switches to it.")
     ] = DEFAULT_COLLECTION
+    generation_backend: Annotated[
+        str, _doc("Who runs the language model: `onnx` (in-process), `triton` or `openai` (any compatible server).")
+    ] = "onnx"
+    triton_url: Annotated[str, _doc("Triton gRPC address (`host:8001`) for the `triton` backend.")] = ""
+    triton_model: Annotated[str, _doc("Model name in the Triton repository.")] = "gyre_llm"
+    openai_base_url: Annotated[
+        str, _doc("Base URL of an OpenAI-compatible server (vLLM, TGI, NIM, Ollama) for the `openai` backend.")
+    ] = ""
+    openai_api_key: Annotated[str, _doc("API key for `GYRE_OPENAI_BASE_URL` (sent as a Bearer token).")] = ""
+    openai_model: Annotated[str, _doc("Model name the OpenAI-compatible server expects.")] = ""
     retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
     max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5

@@ -6,7 +6,7 @@ from typing import Any
 
 from gyre_generate.handlers import GenerateHandler
 from gyre_runtime.config import Settings
-from gyre_runtime.models.generator import OnnxGenaiGenerator
+from gyre_runtime.generation import open_generator
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
@@ -17,7 +17,8 @@ def create_app(settings: Settings) -> Any:
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        generator = OnnxGenaiGenerator(settings.model_path / settings.generation_model, threads=settings.model_threads)
+        generator = open_generator(settings)
+        svc.state["generator"] = generator
         handler = GenerateHandler(
             generator=generator,
             publisher=svc.publisher,
@@ -30,6 +31,11 @@ def create_app(settings: Settings) -> Any:
                 id=settings.generation_model, kind="generation", version=generator.version, served_by="generate"
             )
         )
+
+    @service.on_stop
+    async def close(svc: Service) -> None:
+        if "generator" in svc.state:
+            await svc.state["generator"].close()
 
     return service.asgi()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import nats.errors
 
@@ -26,22 +25,11 @@ from gyre_generate.prompting import PROMPT_VERSION, build_prompt, citations_for,
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.generation import GenerationParams, Generator
 from gyre_runtime.logging import get_logger
-from gyre_runtime.models.generator import GenerationParams
 from gyre_runtime.state.generations import GenerationStore
 
 log = get_logger()
-
-
-class Generator(Protocol):
-    @property
-    def version(self) -> str: ...
-    @property
-    def context_length(self) -> int: ...
-
-    def count_tokens(self, text: str) -> int: ...
-    def format_chat(self, messages: list[tuple[str, str]]) -> str: ...
-    def stream(self, prompt: str, params: GenerationParams) -> Any: ...
 
 
 class RetrievalError(RuntimeError):
@@ -87,7 +75,7 @@ class GenerateHandler:
             max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, seed=p.seed,
             stop=tuple(p.stop),
         )
-        stream = self.generator.stream(self.generator.format_chat(prompt.messages), params)
+        stream = self.generator.stream(prompt.messages, params)
         pieces: list[str] = []
         first_token_at: float | None = None
         async for delta in stream:
@@ -111,7 +99,8 @@ class GenerateHandler:
                 time_to_first_token_ms=((first_token_at or done) - started) * 1000,
                 total_ms=(done - started) * 1000,
             ),
-            finish_reason=stream.finish_reason, model_version=self.generator.version, prompt_version=PROMPT_VERSION,
+            finish_reason=stream.finish_reason or "stop", model_version=self.generator.version,
+            prompt_version=PROMPT_VERSION,
         )
         # The record first, so feedback on this answer can be joined as soon as the client sees it.
         await self.generations.put(completed)

@@ -32,6 +32,10 @@ class PermanentError(Exception):
     """A failure that retrying cannot fix: the message goes straight to the dead-letter stream."""
 
 
+async def _no_heartbeat() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class MessageContext:
     """What a handler may know about the message besides its event."""
@@ -42,6 +46,8 @@ class MessageContext:
     traceparent: str | None
     delivery: int
     headers: dict[str, str]
+    # Restarts the message's ack wait: a handler that runs longer than it calls this now and then.
+    in_progress: Callable[[], Awaitable[None]] = _no_heartbeat
 
 
 Handler = Callable[[Any, MessageContext], Awaitable[None]]
@@ -128,6 +134,7 @@ class ConsumerWorker:
             traceparent=headers.get("ce-traceparent"),
             delivery=delivery,
             headers=headers,
+            in_progress=msg.in_progress,
         )
         started = time.perf_counter()
         try:

@@ -12,6 +12,7 @@ from gyre_contracts import (
     FeedbackRecorded,
     FeedbackSubmitted,
     GenerationRequested,
+    ReindexRequested,
 )
 
 DAY = 24 * 3600.0
@@ -62,6 +63,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         ack_wait_s=300.0, max_ack_pending=16, concurrency=8,
     ),
     ConsumerSpec("embed", "embed_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
+    # One rebuild at a time in the whole deployment (max_ack_pending 1). The handler runs for the whole
+    # rebuild and keeps its message in progress, so a replica that dies mid-rebuild gets it redelivered
+    # (to itself or another replica) within the ack wait, and the rebuild starts over.
+    ConsumerSpec(
+        "embed", "embed_reindex", "GYRE_INDEX", ("index.reindex",), (ReindexRequested,),
+        ack_wait_s=60.0, max_ack_pending=1, concurrency=1, backoff_s=(5.0, 15.0, 30.0, 60.0, 120.0),
+    ),
     # One generation at a time per replica: the ONNX generator is CPU bound.
     ConsumerSpec(
         "generate", "generate", "GYRE_GENERATE", ("generate.requested",), (GenerationRequested,),
@@ -91,4 +99,5 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("gyre_models", description="model registry: versions the running services serve"),
     BucketSpec("gyre_dedup", description="de-duplication index: content hashes, MinHash signatures, LSH bands"),
     BucketSpec("gyre_tenants", description="per-tenant policies (personal data, duplicates)"),
+    BucketSpec("gyre_index", history=10, description="vector index: the collection serving search, its model"),
 )
