@@ -55,6 +55,7 @@ STREAMS: dict[str, tuple[str, ...]] = {
 CORE_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "monitor": ("gyre.>",),
     "gateway": ("gyre.generate.stream.*",),
+    "generate": ("gyre.generate.cancel.*",),
 }
 
 
@@ -78,6 +79,7 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
         "gyre.ingest.submitted",
         "gyre.index.delete",
         "gyre.generate.requested",
+        "gyre.generate.cancel.*",
         "gyre.feedback.submitted",
     ),
     "ingest": ("gyre.ingest.accepted", "gyre.ingest.rejected", "gyre.embed.requested"),

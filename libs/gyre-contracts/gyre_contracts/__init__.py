@@ -22,6 +22,7 @@ from gyre_contracts.feedback import FeedbackRecorded, FeedbackRejected, Feedback
 from gyre_contracts.generate import (
     ChatMessage,
     Citation,
+    GenerationCancelRequested,
     GenerationCompleted,
     GenerationFailed,
     GenerationRequested,
@@ -45,7 +46,7 @@ __all__ = [
     "DatasetBuilt", "DeadLetter", "DocumentAccepted", "DocumentDeleted", "DocumentDeletionRequested",
     "DocumentIndexed", "DocumentRejected", "DocumentSubmitted", "EmbedRequest", "EmbedResult",
     "EnvelopeError", "EvaluationCompleted", "Event", "FeedbackRecorded", "FeedbackRejected",
-    "FeedbackSubmitted", "GenerationCompleted", "GenerationFailed", "GenerationRequested", "Model",
+    "FeedbackSubmitted", "GenerationCancelRequested", "GenerationCompleted", "GenerationFailed", "GenerationRequested", "Model",
     "ModelPromoted", "PromptPromoted", "ReindexCompleted", "ReindexFailed", "ReindexProgress", "ReindexRequested",
     "Rejection", "RetrieveRequest", "RetrieveResult", "RetrievedChunk",
     "SamplingParams", "Timings", "TokenDelta", "Usage", "cloudevent_headers", "decode_event",

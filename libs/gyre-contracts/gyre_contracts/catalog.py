@@ -17,7 +17,13 @@ from gyre_contracts.embed import (
     RetrieveResult,
 )
 from gyre_contracts.feedback import FeedbackRecorded, FeedbackRejected, FeedbackSubmitted
-from gyre_contracts.generate import GenerationCompleted, GenerationFailed, GenerationRequested, TokenDelta
+from gyre_contracts.generate import (
+    GenerationCancelRequested,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationRequested,
+    TokenDelta,
+)
 from gyre_contracts.improve import DatasetBuilt, EvaluationCompleted, ModelPromoted, PromptPromoted
 from gyre_contracts.ingest import DocumentAccepted, DocumentDeletionRequested, DocumentRejected, DocumentSubmitted
 from gyre_contracts.monitor import Alert, DeadLetter
@@ -42,6 +48,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TokenDelta,
     GenerationCompleted,
     GenerationFailed,
+    GenerationCancelRequested,
     FeedbackSubmitted,
     FeedbackRecorded,
     FeedbackRejected,

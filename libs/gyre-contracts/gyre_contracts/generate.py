@@ -33,6 +33,7 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="gyre.generate.r
     top_k: int = 4
     model: str = ""
     stream: bool = True
+    prompt_label: str = "production"
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
@@ -79,7 +80,16 @@ class GenerationCompleted(Event, frozen=True, kw_only=True, tag="gyre.generate.c
     finish_reason: str = "stop"
     model_version: str
     prompt_version: str
+    guardrails: tuple[str, ...] = ()  # guardrails that acted: pii_redacted, blocked_term, injection_flagged ...
     completed_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class GenerationCancelRequested(Event, frozen=True, kw_only=True, tag="gyre.generate.cancel.v1"):
+    """Stop a generation (its client went away), on core ``gyre.generate.cancel.<request_id>``."""
+
+    subject: ClassVar[str] = "generate.cancel"
+    request_id: str
+    reason: str = "client disconnected"
 
 
 class GenerationFailed(Event, frozen=True, kw_only=True, tag="gyre.generate.failed.v1"):

@@ -18,6 +18,7 @@ DEFAULT_PREFIX = "gyre"
 # ``gyre.generate.stream.<request_id>`` and ``gyre.dlq.<service>``.
 SUBJECT_PARAMETERS: dict[str, str] = {
     "generate.stream": "request_id",
+    "generate.cancel": "request_id",
     "dlq": "service",
 }
 

@@ -1,0 +1,189 @@
+"""Collections and the models that fill them: the one serving search, its KV record, opening and removing others."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from gyre_embed.batching import EmbeddingScheduler
+from gyre_runtime.config import Settings
+from gyre_runtime.logging import get_logger
+from gyre_runtime.vectorstore import VectorStore, open_vector_store
+
+log = get_logger()
+
+# Bucket and key of the record naming the collection that serves search (see ActiveIndex).
+INDEX_BUCKET = "gyre_index"
+ACTIVE_KEY = "active_collection"
+
+
+class Embedder(Protocol):
+    @property
+    def version(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
+
+
+class TargetClosed(RuntimeError):
+    """The collection was switched out and closed after this call picked it: the caller retries."""
+
+
+@dataclass(eq=False)
+class IndexTarget:
+    """One collection and the embedding model whose vectors fill it (the model embeds its queries too).
+
+    Calls that read or write the collection hold it with :meth:`use`, so that after a switch it is
+    closed only once the calls still running on it are done.
+    """
+
+    collection: str
+    model: str  # folder name in the model store
+    embedder: Embedder
+    scheduler: EmbeddingScheduler
+    store: VectorStore
+    _users: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[IndexTarget]:
+        """Hold the target for one call. Taken without awaiting, so a caller that just read
+        ``ServingIndex.active`` never meets a target closed in between."""
+        if self.closed:
+            raise TargetClosed(f"collection {self.collection!r} was switched out")
+        self._users += 1
+        self._idle.clear()
+        try:
+            yield self
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no call holds the target; False when some still did after ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def shares_model_with(self, other: IndexTarget) -> bool:
+        return self.scheduler is other.scheduler
+
+
+class ActiveIndex(msgspec.Struct, kw_only=True):
+    """What `gyre_index/active_collection` holds: the collection serving search and how it was made."""
+
+    collection: str
+    embedding_model: str
+    previous_collection: str = ""
+    request_id: str = ""  # the ReindexRequested that switched to it
+    switched_at: dt.datetime | None = None
+
+
+_decoder = msgspec.json.Decoder(ActiveIndex)
+
+
+class ActiveIndexRecord:
+    """Reads and writes the active collection's record; every embed replica reads it at start."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def get(self) -> ActiveIndex | None:
+        try:
+            entry = await self.kv.get(ACTIVE_KEY)
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        return _decoder.decode(entry.value) if entry.value else None
+
+    async def put(self, active: ActiveIndex) -> None:
+        await self.kv.put(ACTIVE_KEY, msgspec.json.encode(active))
+
+
+class TargetFactory(Protocol):
+    """Opens and removes collections and loads embedding models (the real one: :class:`LocalTargets`)."""
+
+    def has_model(self, model: str) -> bool: ...
+
+    async def open(self, collection: str, model: str, *, share_model_of: IndexTarget | None) -> IndexTarget:
+        """Open (creating it when missing) ``collection``, filled by ``model``; reuse the model of
+        ``share_model_of`` when it is the same model."""
+        ...
+
+    async def close(self, target: IndexTarget, *, keep_model: bool) -> None: ...
+
+    async def remove(self, target: IndexTarget, *, keep_model: bool) -> None:
+        """Close the target and delete its collection with every point in it."""
+        ...
+
+
+class LocalTargets:
+    """ONNX Runtime models from the model store, collections through :func:`open_vector_store`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def has_model(self, model: str) -> bool:
+        return (self.settings.model_path / model / "manifest.json").is_file()
+
+    async def load_model(self, model: str) -> tuple[Any, EmbeddingScheduler]:
+        from gyre_runtime.models.embedder import OnnxEmbedder
+
+        settings = self.settings
+        embedder = await asyncio.to_thread(
+            OnnxEmbedder, settings.model_path / model, threads=settings.onnx_threads,
+            batch_size=settings.embed_batch_size,
+        )
+        scheduler = EmbeddingScheduler(
+            embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000
+        )
+        return embedder, scheduler
+
+    async def open(self, collection: str, model: str, *, share_model_of: IndexTarget | None) -> IndexTarget:
+        if share_model_of is not None and share_model_of.model == model:
+            embedder: Any = share_model_of.embedder
+            scheduler = share_model_of.scheduler
+        else:
+            embedder, scheduler = await self.load_model(model)
+        try:
+            store = await open_vector_store(
+                self.settings, embedder.dimension, url=self.settings.qdrant_url or None, collection=collection
+            )
+        except BaseException:
+            if share_model_of is None or scheduler is not share_model_of.scheduler:
+                await scheduler.stop()
+            raise
+        return IndexTarget(collection=collection, model=model, embedder=embedder, scheduler=scheduler, store=store)
+
+    async def close(self, target: IndexTarget, *, keep_model: bool) -> None:
+        target.closed = True
+        if not keep_model:
+            await target.scheduler.stop()
+        await target.store.close()
+
+    async def remove(self, target: IndexTarget, *, keep_model: bool) -> None:
+        # The VectorStore port has no "drop": the two adapters are told apart here.
+        from gyre_runtime.vectorstore.edge import QdrantEdgeStore
+        from gyre_runtime.vectorstore.qdrant_server import QdrantServerStore
+
+        store = target.store
+        if isinstance(store, QdrantServerStore):
+            await store.client.delete_collection(store.collection)
+        await self.close(target, keep_model=keep_model)
+        if isinstance(store, QdrantEdgeStore):
+            await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
+        log.info("collection_removed", collection=target.collection)

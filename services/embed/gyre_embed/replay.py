@@ -1,0 +1,106 @@
+"""Reading back what the bus stores: every ChunksReady still in the GYRE_EMBED stream, and the document registry."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+import nats.errors
+from nats.js import api as js_api
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from gyre_contracts import ChunksReady, EnvelopeError, decode_event
+from gyre_runtime.bus.connection import Bus
+from gyre_runtime.logging import get_logger
+from gyre_runtime.state.documents import DocumentRecord
+
+log = get_logger()
+
+EMBED_STREAM = "GYRE_EMBED"
+# Messages asked for at once. ChunksReady messages can be large (a whole document's chunks).
+FETCH_BATCH = 16
+FETCH_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    first: int
+    last: int
+    messages: int
+
+
+async def embed_stream_position(bus: Bus) -> StreamPosition:
+    info = await bus.js.stream_info(bus.stream_name(EMBED_STREAM))
+    return StreamPosition(first=info.state.first_seq, last=info.state.last_seq, messages=info.state.messages)
+
+
+@dataclass(frozen=True)
+class ReplayedMessage:
+    sequence: int
+    event: ChunksReady | None  # None: the stored message does not decode
+    error: str = ""
+
+
+async def read_chunks_ready(bus: Bus, *, up_to: int) -> AsyncIterator[ReplayedMessage]:
+    """Every ChunksReady stored in GYRE_EMBED, oldest first, up to stream sequence ``up_to``.
+
+    Read through an ephemeral consumer that acknowledges nothing and is deleted afterwards: the
+    stream and the service's own durable consumer are left as they were.
+    """
+    if up_to <= 0:
+        return
+    stream = bus.stream_name(EMBED_STREAM)
+    subject = bus.subject(ChunksReady.subject)
+    config = js_api.ConsumerConfig(
+        ack_policy=js_api.AckPolicy.NONE,
+        deliver_policy=js_api.DeliverPolicy.ALL,
+        inactive_threshold=120.0,
+        mem_storage=True,
+    )
+    sub = await bus.js.pull_subscribe(subject, stream=stream, config=config)
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
+            except (TimeoutError, nats.errors.TimeoutError):
+                return  # nothing left to read
+            for msg in msgs:
+                sequence = msg.metadata.sequence.stream
+                if sequence > up_to:
+                    return
+                try:
+                    event = decode_event(msg.data, ChunksReady, dict(msg.headers or {}))
+                    yield ReplayedMessage(sequence, event)
+                except EnvelopeError as exc:
+                    yield ReplayedMessage(sequence, None, str(exc))
+                if sequence >= up_to or msg.metadata.num_pending == 0:
+                    return
+    finally:
+        with contextlib.suppress(Exception):
+            info = await sub.consumer_info()
+            await bus.js.delete_consumer(stream, info.name)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+_record = msgspec.json.Decoder(DocumentRecord)
+
+
+async def registry_records(kv: KeyValue) -> AsyncIterator[DocumentRecord]:
+    """The latest record of every document in the registry bucket, read in one pass."""
+    watcher = await kv.watchall()
+    try:
+        async for entry in watcher:
+            if entry is None:  # the marker after the last stored entry
+                return
+            if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+                continue
+            try:
+                yield _record.decode(entry.value)
+            except msgspec.DecodeError as exc:
+                log.warning("registry_record_undecodable", key=entry.key, error=str(exc))
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
