@@ -40,6 +40,10 @@ lint: setup
 bench: setup models
     .venv/bin/python -m tests.bench.run --write docs/benchmarks.md
 
+# Benchmark on the Python documentation (installs python3.11-doc if missing); results to docs/benchmarks.md
+bench-corpus: setup models
+    .venv/bin/python -m tests.bench.corpus --write docs/benchmarks.md
+
 # Regenerate docs/settings.md from the settings object
 docs: setup
     .venv/bin/python tools/gen_settings_doc.py

@@ -28,6 +28,7 @@ from gyre_contracts.base import Event
 from gyre_contracts.catalog import ALL_EVENTS
 from gyre_contracts.embed import EmbedRequest, EmbedResult, RetrieveRequest, RetrieveResult
 from gyre_contracts.envelope import JSON, MSGPACK, SPECVERSION
+from gyre_contracts.generate import GenerationLoad, GenerationLoadRequest
 from gyre_contracts.schema import (
     DEFAULT_PREFIX,
     all_schemas,
@@ -104,6 +105,7 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
 REQUEST_REPLY: dict[str, tuple[type[Event], type[Event], str, tuple[str, ...]]] = {
     "gyre.retrieve": (RetrieveRequest, RetrieveResult, "embed", ("gateway", "generate")),
     "gyre.embeddings": (EmbedRequest, EmbedResult, "embed", ("gateway",)),
+    "gyre.generate.load": (GenerationLoadRequest, GenerationLoad, "generate", ("gateway",)),
 }
 
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"

@@ -153,7 +153,7 @@ def corpus_pages(corpus_dir: Path) -> list[Path]:
 
 
 def short_name(title: str) -> str:
-    """"os — Miscellaneous operating system interfaces" -> "os"; a title without a dash stays whole."""
+    """The page's name as a user would type it: "os — Miscellaneous operating system interfaces" -> "os"."""
     return title.split(" — ", 1)[0].strip() if " — " in title else title
 
 
@@ -207,7 +207,7 @@ def build_queries(corpus_dir: Path, size: int = SIZE, seed: int = SEED) -> list[
         picked = rng.sample(usable, k=min(len(usable), rng.choice((2, 3))))
         heading = " ".join(content_words(section.heading))
         if heading_pages[normalize_heading(section.heading)] > 1:
-            heading = f"{short_name(page.title)} {heading}"
+            heading = f"{short_name(page.title).lower()} {heading}"
         template = rng.randrange(len(_TEMPLATES))
         text = _TEMPLATES[template].format(heading=heading, words=" ".join(picked))
         queries.append(Query(

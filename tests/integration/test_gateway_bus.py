@@ -32,7 +32,9 @@ from gyre_contracts import (
     EmbedResult,
     FeedbackSubmitted,
     GenerationCompleted,
+    GenerationCancelRequested,
     GenerationFailed,
+    GenerationLoad,
     GenerationRequested,
     RetrievedChunk,
     RetrieveRequest,
@@ -68,6 +70,7 @@ TOKENS = ("Paris", " is the", " capital [1].")
 class Fakes:
     retrieve_requests: list[RetrieveRequest] = field(default_factory=list)
     generation_requests: list[GenerationRequested] = field(default_factory=list)
+    load: GenerationLoad = field(default_factory=lambda: GenerationLoad(in_flight=0, capacity=1))
 
 
 async def reply(bus: Bus, msg: Msg, event: Any) -> None:
@@ -128,6 +131,11 @@ def generate_handler(service: Service, fakes: Fakes) -> Any:
         subject = f"generate.stream.{event.request_id}"
         if "SILENT" in question:
             return
+        if "STALL" in question:  # one token, then nothing
+            await service.publisher.emit(
+                TokenDelta(tenant=event.tenant, request_id=event.request_id, index=0, text="Par"), subject=subject
+            )
+            return
         if "FAIL" in question:
             failed = GenerationFailed(tenant=event.tenant, request_id=event.request_id, error="the model fell over")
             await service.publisher.emit(failed, subject=subject)
@@ -162,6 +170,15 @@ def generate_handler(service: Service, fakes: Fakes) -> Any:
     return handle
 
 
+def load_responder(bus: Bus, fakes: Fakes) -> Any:
+    """A generate replica's answer to ``gyre.generate.load``: whatever load the test sets."""
+
+    async def on_request(msg: Msg) -> None:
+        await reply(bus, msg, fakes.load)
+
+    return on_request
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -187,12 +204,16 @@ async def stack() -> AsyncIterator[Stack]:
             data_dir=data_dir,
             api_keys=f"{KEY_A}:tenant-a,{KEY_B}:tenant-b",
             request_timeout_s=REQUEST_TIMEOUT_S,
+            first_token_timeout_s=REQUEST_TIMEOUT_S,
         )
         bus = await connect(settings, name="gyre-test")
         await ensure_topology(bus)
         fakes = Fakes()
         retrieve_sub = await bus.nc.subscribe(
             bus.subject("retrieve"), queue="embed", cb=retrieval_responder(bus, fakes)
+        )
+        load_sub = await bus.nc.subscribe(
+            bus.subject("generate.load"), queue="generate", cb=load_responder(bus, fakes)
         )
         generate = Service("generate", settings)
         generate.consume("generate", generate_handler(generate, fakes))
@@ -213,6 +234,7 @@ async def stack() -> AsyncIterator[Stack]:
             sock.close()
             await generate.stop()
             await retrieve_sub.unsubscribe()
+            await load_sub.unsubscribe()
             await bus.close()
 
 
@@ -516,9 +538,17 @@ async def test_a_failed_generation_is_502(stack: Stack) -> None:
     assert error["code"] == "generation_failed" and "the model fell over" in error["message"]
 
 
-async def test_a_silent_generator_is_504_after_the_request_timeout(stack: Stack) -> None:
+async def test_a_silent_generator_is_504_after_the_first_token_timeout(stack: Stack) -> None:
     async with stack.client() as client:
         response = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "SILENT"}]})
+    error = assert_openai_error(response, 504)
+    assert error["code"] == "timeout" and "GYRE_FIRST_TOKEN_TIMEOUT_S" in error["message"]
+
+
+async def test_a_stream_without_a_first_token_is_a_plain_504_not_a_broken_stream(stack: Stack) -> None:
+    payload = {"messages": [{"role": "user", "content": "SILENT"}], "stream": True}
+    async with stack.client() as client:
+        response = await client.post("/v1/chat/completions", json=payload)
     assert assert_openai_error(response, 504)["code"] == "timeout"
 
 
@@ -539,18 +569,117 @@ async def wait_no_stream_subscriptions(stack: Stack, within_s: float) -> None:
             await asyncio.sleep(0.05)
 
 
+@contextlib.asynccontextmanager
+async def cancel_requests(stack: Stack) -> AsyncIterator[asyncio.Queue[GenerationCancelRequested]]:
+    """Every GenerationCancelRequested on core ``gyre.generate.cancel.*`` while the block runs."""
+    seen: asyncio.Queue[GenerationCancelRequested] = asyncio.Queue()
+
+    async def on_cancel(msg: Msg) -> None:
+        cancel = decode_event(msg.data, GenerationCancelRequested, dict(msg.headers or {}))
+        assert msg.subject == f"gyre.generate.cancel.{cancel.request_id}"
+        await seen.put(cancel)
+
+    sub = await stack.bus.nc.subscribe("gyre.generate.cancel.*", cb=on_cancel)
+    await stack.bus.nc.flush()
+    try:
+        yield seen
+    finally:
+        await sub.unsubscribe()
+
+
 async def test_no_stream_subscription_outlives_its_request(stack: Stack) -> None:
     """After plain, streamed, failed and timed-out completions the gateway holds no stream subscription."""
     await wait_no_stream_subscriptions(stack, WAIT_S)
 
 
-async def test_a_client_leaving_mid_stream_ends_its_subscription_at_once(stack: Stack) -> None:
-    payload = {"messages": [{"role": "user", "content": "SILENT"}], "stream": True}
-    async with stack.client() as client, client.stream("POST", "/v1/chat/completions", json=payload) as response:
-        assert response.status_code == 200
-        assert len(await stream_subscriptions(stack)) == 1
-    # Well before the gateway's own timeout would end it.
+async def test_a_timed_out_generation_is_cancelled_on_the_bus(stack: Stack) -> None:
+    async with cancel_requests(stack) as cancels, stack.client() as client:
+        response = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "SILENT"}]})
+        assert response.status_code == 504
+        cancel = await asyncio.wait_for(cancels.get(), WAIT_S)
+    asked, _ = await last_event(stack.bus, "GYRE_GENERATE", "generate.requested", GenerationRequested)
+    assert cancel.request_id == asked.request_id and cancel.tenant == "tenant-a" and "timeout" in cancel.reason
+
+
+async def test_a_client_leaving_mid_stream_cancels_its_generation_at_once(stack: Stack) -> None:
+    payload = {"messages": [{"role": "user", "content": "STALL"}], "stream": True}
+    async with cancel_requests(stack) as cancels:
+        async with stack.client() as client, client.stream("POST", "/v1/chat/completions", json=payload) as response:
+            assert response.status_code == 200
+            first = await anext(response.aiter_lines())
+            assert first.startswith("data: ") and json.loads(first.removeprefix("data: "))["id"].startswith("chatcmpl-")
+            assert len(await stream_subscriptions(stack)) == 1
+            request_id = json.loads(first.removeprefix("data: "))["id"]
+        # Well before the gateway's own timeout would end it.
+        cancel = await asyncio.wait_for(cancels.get(), REQUEST_TIMEOUT_S / 2)
+    assert cancel.request_id == request_id and cancel.reason == "client disconnected"
     await wait_no_stream_subscriptions(stack, REQUEST_TIMEOUT_S / 2)
+
+
+async def test_a_client_leaving_a_plain_completion_cancels_its_generation(stack: Stack) -> None:
+    payload = {"messages": [{"role": "user", "content": "SILENT"}]}
+    async with cancel_requests(stack) as cancels:
+        async with httpx.AsyncClient(
+            base_url=stack.url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=REQUEST_TIMEOUT_S / 6
+        ) as impatient:
+            with pytest.raises(httpx.ReadTimeout):
+                await impatient.post("/v1/chat/completions", json=payload)
+        cancel = await asyncio.wait_for(cancels.get(), REQUEST_TIMEOUT_S / 2)
+    published, _ = await last_event(stack.bus, "GYRE_GENERATE", "generate.requested", GenerationRequested)
+    assert cancel.reason == "client disconnected" and cancel.request_id == published.request_id
+
+
+async def test_prompt_label_and_retrieval_pass_through_from_body_or_header(stack: Stack) -> None:
+    question = [{"role": "user", "content": "Labelled?"}]
+    async with stack.client() as client:
+        by_header = await client.post(
+            "/v1/chat/completions", json={"messages": question}, headers={"X-Gyre-Prompt-Label": "candidate"}
+        )
+        by_body = await client.post(
+            "/v1/chat/completions", json={"messages": question, "prompt_label": "v7", "retrieval": False}
+        )
+    asked = {r.request_id: r for r in stack.fakes.generation_requests}
+    assert asked[by_header.json()["id"]].prompt_label == "candidate"
+    assert asked[by_body.json()["id"]].prompt_label == "v7" and asked[by_body.json()["id"]].retrieval is False
+
+
+async def test_a_busy_generate_service_is_429_with_retry_after_and_nothing_is_queued(stack: Stack) -> None:
+    before = await last_seq(stack.bus, "GYRE_GENERATE")
+    allowance = stack.settings.generation_queue_allowance
+    stack.fakes.load = GenerationLoad(in_flight=1 + allowance, capacity=1)
+    try:
+        async with stack.client() as client:
+            for stream in (False, True):
+                response = await client.post(
+                    "/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}], "stream": stream}
+                )
+                error = assert_openai_error(response, 429)
+                assert error["code"] == "generation_queue_full" and response.headers["retry-after"] == "2"
+            stack.fakes.load = GenerationLoad(in_flight=allowance, capacity=1)  # one place left in the queue
+            ok = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}]})
+            assert ok.status_code == 200, ok.text
+    finally:
+        stack.fakes.load = GenerationLoad(in_flight=0, capacity=1)
+    assert await last_seq(stack.bus, "GYRE_GENERATE") == before + 1  # only the accepted request
+
+
+async def test_without_a_generate_replica_chat_is_503_at_once(stack: Stack) -> None:
+    other = load_settings(
+        {}, nats_url=stack.nats.url, data_dir=stack.settings.data_dir, api_keys=f"{KEY_A}:tenant-a",
+        subject_prefix="lonely",
+    )
+    app = create_app(other)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app.state.started.wait(), WAIT_S)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers={"Authorization": f"Bearer {KEY_A}"}
+        ) as client:
+            started = asyncio.get_running_loop().time()
+            response = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
+    error = assert_openai_error(response, 503)
+    assert "generate service unavailable" in error["message"] and response.headers["retry-after"] == "1"
+    assert asyncio.get_running_loop().time() - started < WAIT_S / 4
 
 
 # ---------------------------------------------------------------- the official openai package

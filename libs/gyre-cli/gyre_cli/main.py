@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from gyre_cli import ingest_command, tenants_command
+from gyre_cli import ingest_command, keys_command, prompts_command, reindex_command, tenants_command
 from gyre_cli.client import GatewayClient, find_documents
 from gyre_cli.stack import LocalStack, StackError, ensure_api_key
 from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     dlq.add_argument("--limit", type=int, default=20)
     dlq.set_defaults(func=cmd_dlq)
     tenants_command.add_parser(sub)
+    keys_command.add_parser(sub)
+    reindex_command.add_parser(sub)
+    prompts_command.add_parser(sub)
     settings = sub.add_parser("settings", help="print the settings table (Markdown)")
     settings.set_defaults(func=cmd_settings)
     args = parser.parse_args(argv)

@@ -21,6 +21,8 @@ from gyre_contracts.generate import (
     GenerationCancelRequested,
     GenerationCompleted,
     GenerationFailed,
+    GenerationLoad,
+    GenerationLoadRequest,
     GenerationRequested,
     TokenDelta,
 )
@@ -49,6 +51,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     GenerationCompleted,
     GenerationFailed,
     GenerationCancelRequested,
+    GenerationLoadRequest,
+    GenerationLoad,
     FeedbackSubmitted,
     FeedbackRecorded,
     FeedbackRejected,

@@ -1,4 +1,4 @@
-"""Generation events: requested, streamed token deltas, completed, failed."""
+"""Generation events: requested, streamed token deltas, completed, failed, cancel and load requests."""
 
 from __future__ import annotations
 
@@ -97,3 +97,28 @@ class GenerationFailed(Event, frozen=True, kw_only=True, tag="gyre.generate.fail
     request_id: str
     error: str
     failed_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class GenerationLoadRequest(Event, frozen=True, kw_only=True, tag="gyre.generate.load_request.v1"):
+    """Request/reply on core ``gyre.generate.load``: how busy generation is, asked before publishing a request.
+
+    One generate replica answers (queue group ``generate``) with a GenerationLoad.
+    """
+
+    subject: ClassVar[str] = "generate.load"
+
+
+class GenerationLoad(Event, frozen=True, kw_only=True, tag="gyre.generate.load.v1"):
+    """The reply to a GenerationLoadRequest: generations accepted and not finished, against what runs at once.
+
+    ``in_flight`` = generations the answering replica runs now + ``queued``, the requests no replica
+    has picked up yet (the generate consumer's backlog, shared by every replica). ``capacity``: the
+    generations one replica runs at once. A backlog only forms when every replica is full, so
+    ``in_flight - capacity`` is how many requests wait: refuse more (429 with Retry-After) past an allowance.
+    """
+
+    subject: ClassVar[str] = "generate.load"
+    in_flight: int
+    capacity: int
+    queued: int = 0
+    replica: str = ""

@@ -45,6 +45,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_key_file: Annotated[
         str, _doc("File holding `key:tenant` lines; empty means `<data_dir>/api-key` if present.")
     ] = ""
+    api_key_cache_s: Annotated[
+        float, _doc("How long the gateway trusts a key it looked up in `gyre_api_keys`; a revoke acts within it.")
+    ] = 2.0
+    rate_limit_per_minute: Annotated[
+        int, _doc("Requests per minute per API key, per gateway replica, unless the key sets its own; 0: no limit.")
+    ] = 0
+    max_request_bytes: Annotated[
+        int, _doc("Largest request body of the non-document `/v1` routes (documents follow GYRE_MAX_DOCUMENT_CHARS).")
+    ] = 4 * 1024 * 1024
+    max_input_chars: Annotated[int, _doc("Most characters all messages of one chat completion may have together.")] = (
+        32_000
+    )
+    max_tokens_limit: Annotated[
+        int, _doc("Largest `max_tokens` a chat completion may ask for (the generation model's context window).")
+    ] = 8192
+    generation_queue_allowance: Annotated[
+        int, _doc("Chat requests the gateway lets wait beyond the generate replicas' capacity before answering 429.")
+    ] = 4
+    generate_load_timeout_s: Annotated[
+        float, _doc("How long the gateway waits for a generate replica to say its load; none answers: 503.")
+    ] = 0.5
+    first_token_timeout_s: Annotated[
+        float, _doc("How long the gateway waits for the first token (or the answer) of a chat completion: then 504.")
+    ] = 60.0
     embedding_model: Annotated[str, _doc("Embedding model folder name in the model store.")] = "all-minilm-l6-v2"
     generation_model: Annotated[str, _doc("Generation model folder name in the model store.")] = "smollm2-135m-instruct"
     onnx_threads: Annotated[
@@ -95,8 +119,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ""
     openai_api_key: Annotated[str, _doc("API key for `GYRE_OPENAI_BASE_URL` (sent as a Bearer token).")] = ""
     openai_model: Annotated[str, _doc("Model name the OpenAI-compatible server expects.")] = ""
+    openai_extra_body: Annotated[
+        str, _doc("JSON object merged into every `openai` request body: non-standard fields such as `top_k`.")
+    ] = ""
+    openai_context_length: Annotated[int, _doc("Context window (tokens) of the `openai` backend's model.")] = 8192
     retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
+    retrieval_min_score: Annotated[
+        float,
+        _doc(
+            "Relevance floor: cosine similarity (dense, -1..1) of the best retrieved chunk below which the"
+            " answer is the prompt's no-answer text, without calling the model; 0 disables."
+        ),
+    ] = 0.2
+    prompt_name: Annotated[str, _doc("Prompt template (`gyre prompts`) the generate service answers with.")] = (
+        "rag-answer"
+    )
+    blocked_terms: Annotated[
+        str,
+        _doc(
+            "Terms (comma separated, case-insensitive, whole words) a question may not contain (refused)"
+            " and an answer never shows (`[BLOCKED]`)."
+        ),
+    ] = ""
+    max_input_tokens: Annotated[
+        int, _doc("Most tokens (generation model's) all messages of one request may have together.")
+    ] = 2048
     max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5
     request_timeout_s: Annotated[float, _doc("How long the gateway waits for a service's reply.")] = 120.0
 

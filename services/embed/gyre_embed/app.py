@@ -8,14 +8,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gyre_embed.batching import EmbeddingScheduler
 from gyre_embed.handlers import EmbedHandlers
+from gyre_embed.index_targets import INDEX_BUCKET, ActiveIndex, ActiveIndexRecord, IndexTarget, LocalTargets
+from gyre_embed.reindex import Reindexer, ServingIndex
+from gyre_embed.replay import BusReplaySource
 from gyre_runtime.config import Settings
-from gyre_runtime.models.embedder import OnnxEmbedder
+from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.documents import DocumentRegistry
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
-from gyre_runtime.vectorstore import Bm25Encoder, open_vector_store
+from gyre_runtime.vectorstore import Bm25Encoder
+
+log = get_logger()
 
 # Retrieval and query embedding are answered by any replica of this queue group.
 QUEUE = "embed"
@@ -24,13 +28,17 @@ QUEUE = "embed"
 def create_app(settings: Settings) -> Any:
     async def stats(request: Request) -> JSONResponse:
         """What this replica holds and how its batches go (operators, checks, benchmarks)."""
-        store, scheduler = service.state.get("store"), service.state.get("scheduler")
-        if store is None or scheduler is None:
+        serving = service.state.get("serving")
+        if serving is None:
             return JSONResponse({"error": "not ready"}, status_code=503)
-        batches = scheduler.stats
+        active = serving.active
+        build = serving.build
+        batches = active.scheduler.stats
         return JSONResponse({
-            "collection": service.state["collection"],
-            "points": await store.count_all(),
+            "collection": active.collection,
+            "embedding_model": active.embedder.version,
+            "points": await active.store.count_all(),
+            "rebuilding": build.target.collection if build is not None else None,
             "embedding_calls": batches.calls,
             "query_calls": batches.query_calls,
             "texts_embedded": batches.texts,
@@ -39,38 +47,57 @@ def create_app(settings: Settings) -> Any:
         })
 
     service = Service("embed", settings, routes=[Route("/stats", stats)])
+    targets = LocalTargets(settings)
 
     async def wire(svc: Service) -> None:
-        model_dir = settings.model_path / settings.embedding_model
-        embedder = OnnxEmbedder(model_dir, threads=settings.model_threads, batch_size=settings.embed_batch_size)
-        scheduler = EmbeddingScheduler(
-            embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000
-        )
-        store = await open_vector_store(
-            settings, embedder.dimension, url=settings.qdrant_url or None, collection=settings.qdrant_collection
-        )
+        # The collection serving search is recorded in KV once a rebuild has switched to one; until
+        # then it is the one the settings name.
+        active_record = ActiveIndexRecord(await svc.bus.kv(INDEX_BUCKET))
+        recorded = await active_record.get()
+        if recorded is None:
+            recorded = ActiveIndex(collection=settings.qdrant_collection, embedding_model=settings.embedding_model)
+        elif (recorded.collection, recorded.embedding_model) != (settings.qdrant_collection, settings.embedding_model):
+            log.info("active_collection_from_kv", collection=recorded.collection, model=recorded.embedding_model,
+                     settings_collection=settings.qdrant_collection, settings_model=settings.embedding_model,
+                     hint="`gyre reindex` switched collections; the KV record wins over the settings")
+        active = await targets.open(recorded.collection, recorded.embedding_model, share_model_of=None)
+        serving = ServingIndex(active=active)
+        svc.state["serving"] = serving
+        models = ModelRegistry(await svc.bus.kv("gyre_models"))
+
+        async def register_model(target: IndexTarget) -> None:
+            await models.register(ModelEntry(
+                id=target.model, kind="embedding", version=target.embedder.version, served_by="embed"
+            ))
+
+        registry_kv = await svc.bus.kv("gyre_documents")
+        registry = DocumentRegistry(registry_kv)
+        sparse = Bm25Encoder()
         handlers = EmbedHandlers(
-            embedder=embedder,
-            scheduler=scheduler,
-            sparse=Bm25Encoder(),
-            store=store,
-            registry=DocumentRegistry(await svc.bus.kv("gyre_documents")),
+            serving=serving,
+            sparse=sparse,
+            registry=registry,
             publisher=svc.publisher,
+            reindexer=Reindexer(
+                serving=serving, targets=targets, source=BusReplaySource(svc.bus, registry_kv),
+                active_record=active_record, registry=registry, publisher=svc.publisher, sparse=sparse,
+                max_deliver=settings.max_deliver, on_switch=register_model,
+            ),
         )
-        svc.state.update(store=store, scheduler=scheduler, collection=settings.qdrant_collection)
         svc.consume("embed", handlers.index)
         svc.consume("embed_index", handlers.delete)
+        svc.consume("embed_reindex", handlers.reindex)
         await svc.bus.nc.subscribe(svc.bus.subject("retrieve"), queue=QUEUE, cb=handlers.retrieve)
         await svc.bus.nc.subscribe(svc.bus.subject("embeddings"), queue=QUEUE, cb=handlers.embeddings)
-        await ModelRegistry(await svc.bus.kv("gyre_models")).register(
-            ModelEntry(id=settings.embedding_model, kind="embedding", version=embedder.version, served_by="embed")
-        )
+        await register_model(active)
 
     async def close(svc: Service) -> None:
-        if "scheduler" in svc.state:
-            await svc.state["scheduler"].stop()
-        if "store" in svc.state:
-            await svc.state["store"].close()
+        serving = svc.state.get("serving")
+        if serving is None:
+            return
+        if serving.build is not None:
+            await targets.close(serving.build.target, keep_model=serving.build.target.shares_model_with(serving.active))
+        await targets.close(serving.active, keep_model=False)
 
     service.on_start(wire)
     service.on_stop(close)

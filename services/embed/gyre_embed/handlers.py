@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 from nats.aio.msg import Msg
 
@@ -16,38 +15,33 @@ from gyre_contracts import (
     EmbedRequest,
     EmbedResult,
     EnvelopeError,
+    ReindexRequested,
     RetrieveRequest,
     RetrieveResult,
     decode_event,
     utc_now,
 )
-from gyre_embed.batching import EmbeddingScheduler
 from gyre_embed.indexing import build_points, embedding_text, hit_to_chunk
+from gyre_embed.reindex import Reindexer, ServingIndex
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.logging import get_logger
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
-from gyre_runtime.vectorstore import Bm25Encoder, InvalidSearch, VectorStore
+from gyre_runtime.vectorstore import Bm25Encoder, InvalidSearch
 
 log = get_logger()
 
 
-class Embedder(Protocol):
-    @property
-    def version(self) -> str: ...
-    @property
-    def dimension(self) -> int: ...
-
-
 @dataclass
 class EmbedHandlers:
-    embedder: Embedder
-    scheduler: EmbeddingScheduler
+    """``serving`` says which collection (and model) answers searches, and which one a rebuild fills."""
+
+    serving: ServingIndex
     sparse: Bm25Encoder
-    store: VectorStore
     registry: DocumentRegistry
     publisher: Publisher
+    reindexer: Reindexer | None = None
 
     async def index(self, event: ChunksReady, ctx: MessageContext) -> None:
         record = await self.registry.get(event.tenant, event.document_id)
@@ -57,11 +51,17 @@ class EmbedHandlers:
             return
         started = time.perf_counter()
         texts = [embedding_text(c, event.title) for c in event.chunks]
-        vectors = await self.scheduler.embed_bulk(texts)
         sparse = [self.sparse.encode_document(t) for t in texts]
-        await self.store.replace_document(
-            event.tenant, event.document_id, event.version, build_points(event, vectors, sparse)
-        )
+        active, build = self.serving.active, self.serving.build
+        async with active.use():
+            vectors = await active.scheduler.embed_bulk(texts)
+            await active.store.replace_document(
+                event.tenant, event.document_id, event.version, build_points(event, vectors, sparse)
+            )
+        if build is not None:  # a rebuild runs: the new collection gets the document too
+            same_model = build.target.shares_model_with(active)
+            await build.index_live(event, texts, sparse, vectors if same_model else None)
+        embedding_model = active.embedder.version
         embed_ms = (time.perf_counter() - started) * 1000
         now = utc_now()
 
@@ -73,14 +73,14 @@ class EmbedHandlers:
             current.status = "indexed"
             current.chunks = len(event.chunks)
             current.indexed_at = now
-            current.embedding_model = self.embedder.version
+            current.embedding_model = embedding_model
             return current
 
         await self.registry.update(event.tenant, event.document_id, mark_indexed)
         await self.publisher.publish(
             DocumentIndexed(
                 tenant=event.tenant, document_id=event.document_id, version=event.version,
-                chunk_count=len(event.chunks), embedding_model=self.embedder.version, embed_ms=embed_ms,
+                chunk_count=len(event.chunks), embedding_model=embedding_model, embed_ms=embed_ms,
                 submitted_at=event.submitted_at, indexed_at=now,
             ),
             event_id=derived_id("indexed", event.tenant, event.document_id, event.version),
@@ -90,27 +90,39 @@ class EmbedHandlers:
                  version=event.version, chunks=len(event.chunks), embed_ms=round(embed_ms, 1))
 
     async def delete(self, event: DocumentDeletionRequested, ctx: MessageContext) -> None:
-        await self.store.delete_document(event.tenant, event.document_id)
+        active, build = self.serving.active, self.serving.build
+        async with active.use():
+            await active.store.delete_document(event.tenant, event.document_id)
+        if build is not None:
+            await build.delete_live(event.tenant, event.document_id)
         await self.publisher.publish(
             DocumentDeleted(tenant=event.tenant, document_id=event.document_id),
             event_id=derived_id("deleted", ctx.event_id),
         )
         log.info("document_deleted", document_id=event.document_id, tenant=event.tenant)
 
+    async def reindex(self, event: ReindexRequested, ctx: MessageContext) -> None:
+        """Rebuild a collection from the stored events and switch search to it (see reindex.py)."""
+        if self.reindexer is None:
+            raise RuntimeError("re-indexing is not wired in this replica")
+        await self.reindexer.handle(event, ctx)
+
     async def retrieve(self, msg: Msg) -> None:
         """Request/reply: a query's top-k chunks, always filtered to the request's tenant."""
         started = time.perf_counter()
         try:
             request = decode_event(msg.data, RetrieveRequest, msg.headers)
-            dense = (await self.scheduler.embed_query([request.query]))[0] if request.mode != "sparse" else None
-            sparse = self.sparse.encode_query(request.query) if request.mode != "dense" else None
-            hits = await self.store.search(
-                request.tenant, dense=dense, sparse=sparse, top_k=request.top_k, mode=request.mode,
-                metadata_filter=request.filter or None,
-            )
+            # One collection for the whole call, and the model that filled it: a switch meanwhile waits.
+            async with self.serving.active.use() as active:
+                dense = (await active.scheduler.embed_query([request.query]))[0] if request.mode != "sparse" else None
+                sparse = self.sparse.encode_query(request.query) if request.mode != "dense" else None
+                hits = await active.store.search(
+                    request.tenant, dense=dense, sparse=sparse, top_k=request.top_k, mode=request.mode,
+                    metadata_filter=request.filter or None,
+                )
             result = RetrieveResult(
                 tenant=request.tenant, hits=tuple(hit_to_chunk(h) for h in hits),
-                retrieval_ms=(time.perf_counter() - started) * 1000, embedding_model=self.embedder.version,
+                retrieval_ms=(time.perf_counter() - started) * 1000, embedding_model=active.embedder.version,
             )
         except (EnvelopeError, InvalidSearch) as exc:
             result = RetrieveResult(error=str(exc))
@@ -123,12 +135,13 @@ class EmbedHandlers:
         """Request/reply: vectors for texts (the OpenAI-compatible embeddings endpoint)."""
         try:
             request = decode_event(msg.data, EmbedRequest, msg.headers)
-            vectors = await self.scheduler.embed_query(list(request.texts))
-            counter = getattr(self.embedder, "count_tokens", None)
+            async with self.serving.active.use() as active:
+                vectors = await active.scheduler.embed_query(list(request.texts))
+            counter = getattr(active.embedder, "count_tokens", None)
             counts = tuple(counter(t) if counter else 0 for t in request.texts)
             result = EmbedResult(
                 tenant=request.tenant, vectors=tuple(tuple(v) for v in vectors), token_counts=counts,
-                embedding_model=self.embedder.version,
+                embedding_model=active.embedder.version,
             )
         except EnvelopeError as exc:
             result = EmbedResult(error=str(exc))

@@ -130,6 +130,10 @@ class TargetFactory(Protocol):
         """Close the target and delete its collection with every point in it."""
         ...
 
+    async def remove_leftover(self, collection: str) -> None:
+        """Delete a collection no target has open (left by an interrupted rebuild)."""
+        ...
+
 
 class LocalTargets:
     """ONNX Runtime models from the model store, collections through :func:`open_vector_store`."""
@@ -145,7 +149,7 @@ class LocalTargets:
 
         settings = self.settings
         embedder = await asyncio.to_thread(
-            OnnxEmbedder, settings.model_path / model, threads=settings.onnx_threads,
+            OnnxEmbedder, settings.model_path / model, threads=settings.model_threads,
             batch_size=settings.embed_batch_size,
         )
         scheduler = EmbeddingScheduler(
@@ -187,3 +191,22 @@ class LocalTargets:
         if isinstance(store, QdrantEdgeStore):
             await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
         log.info("collection_removed", collection=target.collection)
+
+    async def remove_leftover(self, collection: str) -> None:
+        url = self.settings.qdrant_url
+        if not url:
+            await asyncio.to_thread(shutil.rmtree, self.settings.qdrant_shard_path / collection, ignore_errors=True)
+        else:
+            from gyre_runtime.vectorstore.qdrant_server import is_server_url
+
+            if not is_server_url(url):  # qdrant-client's local mode: one client per folder, held by the active one
+                log.warning("leftover_collection_kept", collection=collection, location=url)
+                return
+            from qdrant_client import AsyncQdrantClient
+
+            client = AsyncQdrantClient(url=url)
+            try:
+                await client.delete_collection(collection)
+            finally:
+                await client.close()
+        log.info("collection_removed", collection=collection)

@@ -185,7 +185,7 @@ class CollectionBuild:
     ledger: RebuildLedger = field(default_factory=RebuildLedger)
 
     async def _points_written(
-        self, event: ChunksReady, texts: list[str], sparse: list[SparseVector | None], vectors: Vectors | None
+        self, event: ChunksReady, texts: list[str], sparse: Sequence[SparseVector | None], vectors: Vectors | None
     ) -> tuple[int, Write]:
         if vectors is None:  # another model than the active collection's: embed again
             vectors = await self.target.scheduler.embed_bulk(texts)
@@ -197,14 +197,18 @@ class CollectionBuild:
         return len(points), write
 
     async def index_live(
-        self, event: ChunksReady, texts: list[str], sparse: list[SparseVector | None], vectors: Vectors | None
+        self, event: ChunksReady, texts: list[str], sparse: Sequence[SparseVector | None], vectors: Vectors | None
     ) -> None:
         """``vectors``: the active collection's, when both use the same model."""
+        if self.target.closed:
+            return  # the rebuild was abandoned meanwhile
         async with self.target.use():
             count, write = await self._points_written(event, texts, sparse, vectors)
             await self.ledger.write_live((event.tenant, event.document_id), event.version, count, write)
 
     async def delete_live(self, tenant: str, document_id: str) -> None:
+        if self.target.closed:
+            return
         async with self.target.use():
             await self.ledger.delete_live(
                 (tenant, document_id), lambda: self.target.store.delete_document(tenant, document_id)
@@ -278,6 +282,7 @@ class Reindexer:
     max_deliver: int
     on_switch: Callable[[IndexTarget], Awaitable[None]] | None = None
     replay_concurrency: int = 8
+    replay_retry_s: float = 1.0  # pause before a failed document's next attempt (times the attempt)
     heartbeat_s: float = 15.0
     progress_s: float = 2.0
     drain_timeout_s: float = 60.0
@@ -348,16 +353,19 @@ class Reindexer:
             # the registry after that, so that it knows every version the replay will meet.
             position = await self.source.position()
             snapshot = {(r.tenant, r.document_id): current_version(r) async for r in self.source.records()}
-            counts = await self._replay(request, build, position)
+            counts = await self._replay(request, build, position, snapshot)
             missing = missing_documents(snapshot, build.ledger.holds)
-            if counts.failed:
-                raise RuntimeError(f"{len(counts.failed)} documents could not be re-indexed, e.g. "
-                                   f"{next(iter(counts.failed.items()))}")
+            # A document that failed but was not searchable anyway (e.g. stuck pending) does not hold
+            # the switch up; a searchable one does: the attempt is retried.
+            failed = [key for key in counts.failed if key in snapshot and snapshot[key].searchable]
+            if failed and not request.allow_missing:
+                raise RuntimeError(f"{len(failed)} searchable documents could not be re-indexed, e.g. "
+                                   f"{failed[0]}: {counts.failed[failed[0]]}")
             if missing and not request.allow_missing:
                 raise ReindexRefused(
                     f"{len(missing)} searchable documents are not in the stream any more (older than its "
-                    "retention?): switching would drop them from search; resubmit them, or allow missing "
-                    "documents", missing,
+                    "retention?): switching would drop them from search; resubmit them, or switch anyway "
+                    "with `gyre reindex --allow-missing`", missing,
                 )
             previous_points = await active.store.count_all()
             async with build.ledger.frozen():
@@ -381,7 +389,10 @@ class Reindexer:
         log.info("collection_switched", collection=target.collection, previous=active.collection,
                  documents=documents, points=points)
         if self.on_switch is not None:
-            await self.on_switch(target)
+            try:
+                await self.on_switch(target)
+            except Exception as exc:  # the switch is done and recorded: report it as done
+                log.warning("on_switch_failed", collection=target.collection, error=str(exc))
         if not await active.drain(self.drain_timeout_s):
             log.warning("previous_collection_still_in_use", collection=active.collection)
         try:
@@ -409,7 +420,10 @@ class Reindexer:
             return await self.targets.open(collection, model, share_model_of=reused)
         return target
 
-    async def _replay(self, request: ReindexRequested, build: CollectionBuild, position: StreamPosition) -> ReplayCounts:
+    async def _replay(
+        self, request: ReindexRequested, build: CollectionBuild, position: StreamPosition,
+        snapshot: Mapping[DocumentKey, CurrentVersion],
+    ) -> ReplayCounts:
         counts = ReplayCounts()
         slots = asyncio.Semaphore(self.replay_concurrency)
         tasks: set[asyncio.Task[None]] = set()
@@ -428,11 +442,10 @@ class Reindexer:
                             log.warning("replay_failed", document_id=event.document_id, tenant=event.tenant,
                                         version=event.version, error=counts.failed[key])
                         else:
-                            await asyncio.sleep(attempt)
+                            await asyncio.sleep(self.replay_retry_s * attempt)
             finally:
                 slots.release()
 
-        snapshot = {(r.tenant, r.document_id): current_version(r) async for r in self.source.records()}
         await self._progress(request, build, counts, position)
         reported = time.monotonic()
         try:

@@ -103,4 +103,21 @@ async def registry_records(kv: KeyValue) -> AsyncIterator[DocumentRecord]:
                 log.warning("registry_record_undecodable", key=entry.key, error=str(exc))
     finally:
         with contextlib.suppress(Exception):
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+class BusReplaySource:
+    """The replay source of a running deployment: GYRE_EMBED and the ``gyre_documents`` bucket."""
+
+    def __init__(self, bus: Bus, registry_kv: KeyValue) -> None:
+        self.bus = bus
+        self.registry_kv = registry_kv
+
+    async def position(self) -> StreamPosition:
+        return await embed_stream_position(self.bus)
+
+    def messages(self, *, up_to: int) -> AsyncIterator[ReplayedMessage]:
+        return read_chunks_ready(self.bus, up_to=up_to)
+
+    def records(self) -> AsyncIterator[DocumentRecord]:
+        return registry_records(self.registry_kv)

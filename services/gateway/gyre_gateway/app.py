@@ -6,20 +6,23 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gyre_gateway.auth import ApiKeyring
+from gyre_gateway.auth import ApiKeyring, StoredKeys
 from gyre_gateway.body_limit import BodySizeLimitMiddleware, max_body_bytes
 from gyre_gateway.chat.api_router import router as chat_router
 from gyre_gateway.documents.api_router import router as documents_router
 from gyre_gateway.embeddings.api_router import router as embeddings_router
 from gyre_gateway.errors import install_error_handlers
 from gyre_gateway.feedback.api_router import router as feedback_router
+from gyre_gateway.media_type import require_readable_body
 from gyre_gateway.metrics import RequestMetricsMiddleware
 from gyre_gateway.models.api_router import router as models_router
+from gyre_gateway.rate_limit import RateLimiter
 from gyre_gateway.search.api_router import router as search_router
+from gyre_gateway.web.api_router import router as web_router
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service, run_service
@@ -84,12 +87,19 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Depends(require_readable_body)],  # 415 for a body its route cannot read
     )
     app.state.service = service
     app.state.keyring = ApiKeyring(settings)
+    app.state.stored_keys = StoredKeys(settings.api_key_cache_s)
+    app.state.rate_limiter = RateLimiter()
     app.state.started = started  # set once the bus is connected (tests await it instead of polling)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings.max_document_chars))
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        document_bytes=max_body_bytes(settings.max_document_chars),
+        request_bytes=settings.max_request_bytes,
+    )
     app.add_middleware(RequestMetricsMiddleware)  # added last = outermost: it also counts the 413s
 
     @app.get("/healthz", tags=["operations"])
@@ -115,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for router in (documents_router, search_router, chat_router, embeddings_router, models_router, feedback_router):
         app.include_router(router)
+    app.include_router(web_router)  # the chat page at / and /chat
     return app
 
 

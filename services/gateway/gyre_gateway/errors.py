@@ -53,6 +53,14 @@ class ApiError(Exception):
         return error_body(self.message, self.error_type, param=self.param, code=self.code)
 
 
+class HttpApiError(StarletteHTTPException):
+    """An ApiError raised where FastAPI lets only HTTP exceptions through unchanged (while it reads a body)."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.status_code, error.message, error.headers)
+        self.error = error
+
+
 def error_body(message: str, error_type: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
@@ -61,12 +69,21 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
 
+# What pydantic puts in a location for the member of a union it tried (``str``, ``list[str]``): not part of
+# the JSON path a client sent.
+UNION_MEMBER_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none"})
+
+
+def is_union_member_tag(part: str) -> bool:
+    return part in UNION_MEMBER_TAGS or "[" in part or part.startswith("function-")
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """``("body", "messages", 0, "role")`` -> ``"messages.0.role"`` (the JSON path a client sent)."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
-    return ".".join(parts)
+    return ".".join(p for p in parts if not is_union_member_tag(p))
 
 
 def validation_error(errors: Sequence[Any]) -> ApiError:
@@ -80,9 +97,15 @@ def validation_error(errors: Sequence[Any]) -> ApiError:
         ctx = first.get("ctx") or {}
         message = f"request body is not valid JSON: {ctx.get('error', first.get('msg', ''))}"
         return ApiError(400, message, code="invalid_json")
-    reason = str(first.get("msg", "invalid value"))
     # pydantic's "Value error, ..." prefix says nothing to an API user.
-    reason = reason.removeprefix("Value error, ")
+    reasons = [str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in errors]
+    # A value that fits no member of a union fails once per member: one problem, several ways to fix it.
+    same_field = [e for e in errors if (field_path(e.get("loc", ())) or None) == param]
+    if len(same_field) > 1 and len(same_field) == len(errors):
+        reason = " or ".join(dict.fromkeys(reasons))
+        errors = errors[:1]
+    else:
+        reason = reasons[0]
     if kind == "missing":
         message = f"{param}: field required" if param else "request body is required"
     elif param:
@@ -107,12 +130,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, HttpApiError):
+            return error_response(exc.error)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        code = None
         if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no route {request.method} {request.url.path}; see /docs for the API"
+            detail, code = f"no route {request.method} {request.url.path}; see /docs for the API", "not_found"
         elif exc.status_code == 405:
-            detail = f"method {request.method} is not allowed on {request.url.path}"
-        return error_response(ApiError(exc.status_code, detail, headers=getattr(exc, "headers", None)))
+            detail, code = f"method {request.method} is not allowed on {request.url.path}", "method_not_allowed"
+        return error_response(ApiError(exc.status_code, detail, code=code, headers=getattr(exc, "headers", None)))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")

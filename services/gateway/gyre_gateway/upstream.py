@@ -73,6 +73,15 @@ async def request_reply(
     return reply
 
 
+async def publish_core(service: Service, event: Event, subject_suffix: str, *, traceparent: str | None = None) -> None:
+    """Fire-and-forget on core NATS (no stream keeps it): for signals only a live subscriber needs."""
+    bus = connected(service).bus
+    source = f"{bus.settings.subject_prefix}/{SOURCE_SUFFIX}"
+    headers = cloudevent_headers(event, source=source, traceparent=traceparent)
+    headers.pop("Nats-Msg-Id", None)
+    await bus.nc.publish(bus.subject(subject_suffix), encode_body(event), headers=headers)
+
+
 async def publish(service: Service, event: Event, *, event_id: str, traceparent: str | None = None) -> None:
     """Publish to JetStream and wait for the stream's ack; a bus that cannot take it -> 503."""
     try:

@@ -1,31 +1,84 @@
-"""Generate service wiring: the generation model and the GenerationRequested consumer."""
+"""Generate service wiring: model, prompt registry, the GenerationRequested consumer, cancel and load subjects."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, cast
 
-from gyre_generate.handlers import GenerateHandler
+import msgspec
+
+from gyre_contracts import GenerationLoadRequest
+from gyre_generate.handlers import CancelHandler, GenerateHandler, LoadHandler
+from gyre_generate.retrieval import Retriever
+from gyre_generate.running import RunningGenerations
+from gyre_runtime.bus.topology import ConsumerSpec, consumers_of
 from gyre_runtime.config import Settings
-from gyre_runtime.generation import open_generator
+from gyre_runtime.generation import Generator, open_generator
+from gyre_runtime.guardrails.blocked_terms import BlockedTerms
+from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
+from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, PromptRegistry
+from gyre_runtime.state.tenants import DuplicatePolicy, PiiPolicy, TenantPolicies, TenantPolicy
+
+log = get_logger()
+
+DURABLE = "generate"
 
 
-def create_app(settings: Settings) -> Any:
+def generate_consumer() -> ConsumerSpec:
+    return next(spec for spec in consumers_of("generate") if spec.durable == DURABLE)
+
+
+def default_tenant_policy(settings: Settings) -> TenantPolicy:
+    return TenantPolicy(
+        pii=cast(PiiPolicy, settings.pii_policy),
+        duplicates=cast(DuplicatePolicy, settings.duplicate_policy),
+        near_duplicate_threshold=settings.near_duplicate_threshold,
+    )
+
+
+def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator] = open_generator) -> Any:
+    """The ASGI app (``app.state.service`` is the Service); ``open_model`` lets tests run another model."""
     service = Service("generate", settings)
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        generator = open_generator(settings)
+        generator = open_model(settings)
         svc.state["generator"] = generator
+        spec = generate_consumer()
+        running = RunningGenerations(capacity=spec.concurrency)
+        prompts = PromptRegistry(await svc.bus.kv("gyre_prompts"))
+        if await prompts.seed(msgspec.structs.replace(DEFAULT_TEMPLATE, name=settings.prompt_name)):
+            log.info("prompt_registry_seeded", prompt=settings.prompt_name)
         handler = GenerateHandler(
             generator=generator,
             publisher=svc.publisher,
             generations=GenerationStore(await svc.bus.kv("gyre_generations")),
-            retrieve_timeout_s=settings.request_timeout_s,
+            prompts=prompts,
+            tenants=TenantPolicies(await svc.bus.kv("gyre_tenants"), default_tenant_policy(settings)),
+            retriever=Retriever(svc.publisher, timeout_s=settings.request_timeout_s),
+            running=running,
+            prompt_name=settings.prompt_name,
+            min_score=settings.retrieval_min_score,
+            blocked=BlockedTerms.from_setting(settings.blocked_terms),
+            max_input_tokens=settings.max_input_tokens,
+            expire_after_s=settings.request_timeout_s,
         )
-        svc.consume("generate", handler)
+        svc.consume(DURABLE, handler)
+        load = LoadHandler(
+            running, svc.publisher, stream=svc.bus.stream_name(spec.stream), durable=spec.durable,
+            replica=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        nc = svc.bus.nc
+        # Every replica hears every cancel (no queue group); one replica answers each load question.
+        svc.state["subscriptions"] = [
+            await nc.subscribe(svc.bus.subject("generate.cancel.*"), cb=CancelHandler(running).__call__),
+            await nc.subscribe(svc.bus.subject(GenerationLoadRequest.subject), queue=DURABLE, cb=load.__call__),
+        ]
         await ModelRegistry(await svc.bus.kv("gyre_models")).register(
             ModelEntry(
                 id=settings.generation_model, kind="generation", version=generator.version, served_by="generate"
@@ -34,6 +87,8 @@ def create_app(settings: Settings) -> Any:
 
     @service.on_stop
     async def close(svc: Service) -> None:
+        for subscription in svc.state.pop("subscriptions", []):
+            await subscription.unsubscribe()
         if "generator" in svc.state:
             await svc.state["generator"].close()
 

@@ -1,39 +1,114 @@
-"""Generate's handler: GenerationRequested -> retrieve -> prompt -> TokenDelta stream -> GenerationCompleted."""
+"""Generate's handlers: GenerationRequested -> checks -> retrieve -> prompt -> guarded TokenDelta stream -> result.
+
+Every request ends in exactly one GenerationCompleted or GenerationFailed, on the request's stream
+subject (for the gateway) and on JetStream (for feedback, improve, monitor):
+
+- refused (input too long, parameters out of range, unknown prompt label, retrieval or model
+  failure, request expired): GenerationFailed saying why;
+- a blocked term in the question: the fixed refusal text, finish_reason ``content_filter``;
+- nothing relevant retrieved: the template's no-answer text, no citations, the model not called;
+- cancelled (``gyre.generate.cancel.<request_id>``): GenerationCompleted with finish_reason
+  ``cancelled``, the partial answer and the tokens spent (they cost as much as any);
+- otherwise the model's answer, guarded (personal data and blocked terms replaced), with citations.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import nats.errors
+from nats.aio.msg import Msg
 
 from gyre_contracts import (
+    Citation,
+    EnvelopeError,
+    GenerationCancelRequested,
     GenerationCompleted,
     GenerationFailed,
+    GenerationLoad,
     GenerationRequested,
-    RetrievedChunk,
-    RetrieveRequest,
-    RetrieveResult,
     Timings,
     TokenDelta,
     Usage,
-    cloudevent_headers,
     decode_event,
-    encode_body,
+    utc_now,
 )
-from gyre_generate.prompting import PROMPT_VERSION, build_prompt, citations_for, last_user_message
+from gyre_generate.limits import (
+    RequestRefused,
+    check_fits_context,
+    check_input_length,
+    generation_params,
+)
+from gyre_generate.prompting import Prompt, build_prompt, citations_for, fixed_prompt_tokens, last_user_message
+from gyre_generate.retrieval import Retrieval, RetrievalError, Retriever, is_relevant
+from gyre_generate.running import Run, RunningGenerations
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
-from gyre_runtime.generation import GenerationParams, Generator
+from gyre_runtime.generation import GenerationParams, GenerationStream, Generator
+from gyre_runtime.guardrails.answers import AnswerGuard, StreamingGuard
+from gyre_runtime.guardrails.blocked_terms import BlockedTerms
 from gyre_runtime.logging import get_logger
 from gyre_runtime.state.generations import GenerationStore
+from gyre_runtime.state.prompts import PromptError, PromptRegistry, PromptTemplate
+from gyre_runtime.state.tenants import TenantPolicies
 
 log = get_logger()
 
+BLOCKED_QUESTION_ANSWER = "I can't answer that: the question contains a term this service does not respond to."
+# A request keeps its message in progress (waiting for the model included), well within the ack wait.
+HEARTBEAT_S = 20.0
+_WORDS = re.compile(r"\s*\S+")
 
-class RetrievalError(RuntimeError):
-    pass
+
+async def keep_in_progress(ctx: MessageContext) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await ctx.in_progress()
+        except Exception as exc:  # a missed heartbeat at worst means a redelivery
+            log.warning("in_progress_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def words_of(text: str) -> list[str]:
+    """A fixed answer streamed word by word, as a model's would be (spaces kept with the following word)."""
+    pieces = _WORDS.findall(text)
+    tail = text[len("".join(pieces)) :]
+    return [*pieces[:-1], pieces[-1] + tail] if pieces else ([text] if text else [])
+
+
+@dataclass
+class Clock:
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    retrieval_ms: float = 0.0
+
+    def token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    def timings(self) -> Timings:
+        done = time.perf_counter()
+        return Timings(
+            retrieval_ms=self.retrieval_ms,
+            time_to_first_token_ms=((self.first_token_at or done) - self.started) * 1000,
+            total_ms=(done - self.started) * 1000,
+        )
+
+
+@dataclass
+class Answer:
+    """What one request produced, to publish as GenerationCompleted."""
+
+    text: str
+    finish_reason: str
+    prompt_version: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    citations: tuple[Citation, ...] = ()
+    guardrails: tuple[str, ...] = ()
 
 
 @dataclass
@@ -41,76 +116,222 @@ class GenerateHandler:
     generator: Generator
     publisher: Publisher
     generations: GenerationStore
-    retrieve_timeout_s: float = 30.0
-    max_prompt_tokens: int = 1536
+    prompts: PromptRegistry
+    tenants: TenantPolicies
+    retriever: Retriever
+    running: RunningGenerations
+    prompt_name: str = "rag-answer"
+    min_score: float = 0.2
+    blocked: BlockedTerms = field(default_factory=BlockedTerms)
+    max_input_tokens: int = 2048
+    max_source_tokens: int = 1536
+    expire_after_s: float = 120.0
 
-    async def _retrieve(self, event: GenerationRequested, question: str) -> tuple[list[RetrievedChunk], float]:
-        bus = self.publisher.bus
-        request = RetrieveRequest(tenant=event.tenant, query=question, top_k=event.top_k, request_id=event.request_id)
-        try:
-            reply = await bus.nc.request(
-                bus.subject("retrieve"), encode_body(request), timeout=self.retrieve_timeout_s,
-                headers=cloudevent_headers(request, source=self.publisher.source),
-            )
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
-            raise RetrievalError(f"retrieval unavailable: {type(exc).__name__}") from exc
-        result = decode_event(reply.data, RetrieveResult)
-        if result.error:
-            raise RetrievalError(f"retrieval failed: {result.error}")
-        return list(result.hits), result.retrieval_ms
+    # -- the request ------------------------------------------------------------------------
 
     async def __call__(self, event: GenerationRequested, ctx: MessageContext) -> None:
-        started = time.perf_counter()
-        stream_subject = f"generate.stream.{event.request_id}"
-        question = last_user_message(event.messages)
+        clock = Clock()
+        heartbeat = asyncio.create_task(keep_in_progress(ctx))
         try:
-            hits, retrieval_ms = (await self._retrieve(event, question)) if event.retrieval else ([], 0.0)
-        except RetrievalError as exc:
-            await self._fail(event, str(exc), stream_subject)
-            return
-        p = event.params
-        budget = min(self.max_prompt_tokens, self.generator.context_length - p.max_tokens)
-        prompt = build_prompt(event.messages, hits, self.generator.count_tokens, budget)
-        params = GenerationParams(
-            max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, seed=p.seed,
-            stop=tuple(p.stop),
-        )
-        stream = self.generator.stream(prompt.messages, params)
-        pieces: list[str] = []
-        first_token_at: float | None = None
-        async for delta in stream:
-            if first_token_at is None:
-                first_token_at = time.perf_counter()
-            await self.publisher.emit(
-                TokenDelta(tenant=event.tenant, request_id=event.request_id, index=len(pieces), text=delta),
-                subject=stream_subject,
+            async with self.running.track(event.request_id, event.tenant) as run:
+                try:
+                    guard = await self._guard(event.tenant)
+                    answer = await self._answer(event, run, clock, guard)
+                except (RequestRefused, PromptError, RetrievalError) as exc:
+                    await self._fail(event, str(exc))
+                    return
+            await self._complete(event, answer, clock, guard)
+        finally:
+            heartbeat.cancel()
+
+    async def _answer(self, event: GenerationRequested, run: Run, clock: Clock, guard: AnswerGuard) -> Answer:
+        waited_s = (utc_now() - event.requested_at).total_seconds()
+        if waited_s > self.expire_after_s:
+            raise RequestRefused(
+                f"expired: the request waited {waited_s:.0f}s before a generate replica took it, longer than a "
+                f"client waits ({self.expire_after_s:g}s, GYRE_REQUEST_TIMEOUT_S); send it again"
             )
-            pieces.append(delta)
-        done = time.perf_counter()
-        completed = GenerationCompleted(
-            tenant=event.tenant, request_id=event.request_id, question=question, answer="".join(pieces),
+        count = self.generator.count_tokens
+        check_input_length(event.messages, count, self.max_input_tokens)
+        template = await self.prompts.resolve(self.prompt_name, label=event.prompt_label or "production")
+        params = generation_params(event.params, self.generator.context_length)
+        fixed = fixed_prompt_tokens(template.system_with_sources, event.messages, count)
+        check_fits_context(fixed, params.max_tokens, self.generator.context_length)
+        if run.cancelled:
+            return Answer("", "cancelled", template.ref)
+        if self.blocked.found("\n".join(m.content for m in event.messages if m.role != "assistant")):
+            log.info("question_refused_blocked_term", request_id=event.request_id, tenant=event.tenant)
+            return await self._fixed(event, BLOCKED_QUESTION_ANSWER, template, "content_filter", ("blocked_term",))
+        budget = self.generator.context_length - params.max_tokens
+        retrieval = await self._retrieve(event) if event.retrieval and event.top_k > 0 else None
+        if retrieval is not None:
+            clock.retrieval_ms = retrieval.retrieval_ms
+            if not is_relevant(retrieval, self.min_score):
+                log.info("nothing_relevant", request_id=event.request_id, best=retrieval.best_similarity)
+                return await self._fixed(event, template.no_answer_text, template, "stop")
+        prompt = build_prompt(
+            template, event.messages, retrieval.hits if retrieval else None, count,
+            budget_tokens=budget, max_source_tokens=self.max_source_tokens,
+        )
+        flagged = ("injection_flagged",) if prompt.flagged else ()
+        if prompt.flagged:
+            log.warning("injection_flagged", request_id=event.request_id, tenant=event.tenant,
+                        chunks=[c.chunk_id for c in prompt.flagged])
+        if retrieval is not None and not prompt.sources:
+            return await self._fixed(event, template.no_answer_text, template, "stop", flagged)
+        if run.cancelled:
+            return Answer("", "cancelled", template.ref, guardrails=flagged)
+        return await self._generate(event, run, clock, guard.streaming(), template, prompt, params, flagged)
+
+    async def _retrieve(self, event: GenerationRequested) -> Retrieval:
+        question = last_user_message(event.messages)
+        return await self.retriever.retrieve(
+            event.tenant, question, event.top_k, event.request_id, min_score=self.min_score
+        )
+
+    async def _guard(self, tenant: str) -> AnswerGuard:
+        """Personal data is redacted from answers unless the tenant's policy allows it in documents."""
+        policy = await self.tenants.get(tenant)
+        return AnswerGuard(redact_pii=policy.pii != "allow", blocked=self.blocked)
+
+    # -- producing the answer ---------------------------------------------------------------
+
+    async def _emit(self, event: GenerationRequested, index: int, text: str) -> None:
+        await self.publisher.emit(
+            TokenDelta(tenant=event.tenant, request_id=event.request_id, index=index, text=text),
+            subject=f"generate.stream.{event.request_id}",
+        )
+
+    async def _fixed(
+        self, event: GenerationRequested, text: str, template: PromptTemplate, finish_reason: str,
+        guardrails: tuple[str, ...] = (),
+    ) -> Answer:
+        """An answer that is not the model's (no-answer, refusal): streamed like one, nothing cited."""
+        for index, piece in enumerate(words_of(text)):
+            await self._emit(event, index, piece)
+        return Answer(text, finish_reason, template.ref, guardrails=guardrails)
+
+    async def _generate(
+        self, event: GenerationRequested, run: Run, clock: Clock, guard: StreamingGuard,
+        template: PromptTemplate, prompt: Prompt, params: GenerationParams, flagged: tuple[str, ...],
+    ) -> Answer:
+        stream = self.generator.stream(prompt.messages, params)
+        sent = 0
+
+        async def read() -> None:
+            nonlocal sent
+            async for delta in stream:
+                clock.token()
+                safe = guard.feed(delta)
+                if safe:
+                    await self._emit(event, sent, safe)
+                    sent += 1
+
+        try:
+            cancelled = await run.pump(stream, read())
+        except Exception as exc:  # the backend failed: tell the client now rather than retry later
+            log.exception("generation_backend_failed", request_id=event.request_id)
+            raise RequestRefused(f"the model failed: {type(exc).__name__}: {exc}") from exc
+        rest = guard.finish()
+        if rest:
+            await self._emit(event, sent, rest)
+        return self._model_answer(stream, guard, template, prompt, flagged, cancelled)
+
+    @staticmethod
+    def _model_answer(
+        stream: GenerationStream, guard: StreamingGuard, template: PromptTemplate, prompt: Prompt,
+        flagged: tuple[str, ...], cancelled: bool,
+    ) -> Answer:
+        result = guard.result
+        return Answer(
+            text=result.text,
+            finish_reason="cancelled" if cancelled else (stream.finish_reason or "stop"),
+            prompt_version=template.ref,
+            prompt_tokens=stream.prompt_tokens,
+            completion_tokens=stream.completion_tokens,
             citations=citations_for(prompt.sources),
+            guardrails=flagged + result.acted,
+        )
+
+    # -- results ----------------------------------------------------------------------------
+
+    async def _complete(self, event: GenerationRequested, answer: Answer, clock: Clock, guard: AnswerGuard) -> None:
+        # What is kept of the question passes the same guard as answers (records, datasets, logs).
+        recorded = guard.apply(last_user_message(event.messages))
+        guardrails = answer.guardrails + (("question_pii_redacted",) if recorded.pii else ())
+        completed = GenerationCompleted(
+            tenant=event.tenant, request_id=event.request_id, question=recorded.text, answer=answer.text,
+            citations=answer.citations,
             usage=Usage(
-                prompt_tokens=stream.prompt_tokens, completion_tokens=stream.completion_tokens,
-                total_tokens=stream.prompt_tokens + stream.completion_tokens,
+                prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                total_tokens=answer.prompt_tokens + answer.completion_tokens,
             ),
-            timings=Timings(
-                retrieval_ms=retrieval_ms,
-                time_to_first_token_ms=((first_token_at or done) - started) * 1000,
-                total_ms=(done - started) * 1000,
-            ),
-            finish_reason=stream.finish_reason or "stop", model_version=self.generator.version,
-            prompt_version=PROMPT_VERSION,
+            timings=clock.timings(),
+            finish_reason=answer.finish_reason, model_version=self.generator.version,
+            prompt_version=answer.prompt_version, guardrails=tuple(dict.fromkeys(guardrails)),
         )
         # The record first, so feedback on this answer can be joined as soon as the client sees it.
         await self.generations.put(completed)
-        await self.publisher.emit(completed, subject=stream_subject)
+        await self.publisher.emit(completed, subject=f"generate.stream.{event.request_id}")
         await self.publisher.publish(completed, event_id=derived_id("completed", event.request_id))
         log.info("generation_completed", request_id=event.request_id, tenant=event.tenant,
-                 tokens=stream.completion_tokens, total_ms=round(completed.timings.total_ms, 1))
+                 finish_reason=completed.finish_reason, tokens=answer.completion_tokens,
+                 prompt_version=completed.prompt_version, guardrails=list(completed.guardrails),
+                 total_ms=round(completed.timings.total_ms, 1))
 
-    async def _fail(self, event: GenerationRequested, error: str, stream_subject: str) -> None:
+    async def _fail(self, event: GenerationRequested, error: str) -> None:
         failed = GenerationFailed(tenant=event.tenant, request_id=event.request_id, error=error)
-        await self.publisher.emit(failed, subject=stream_subject)
+        await self.publisher.emit(failed, subject=f"generate.stream.{event.request_id}")
         await self.publisher.publish(failed, event_id=derived_id("failed", event.request_id))
-        log.warning("generation_failed", request_id=event.request_id, error=error)
+        log.warning("generation_failed", request_id=event.request_id, tenant=event.tenant, error=error)
+
+
+# -- core NATS: cancel requests and load questions ---------------------------------------------
+
+
+@dataclass
+class CancelHandler:
+    """``gyre.generate.cancel.*``: every replica hears every cancel; the one running the request acts."""
+
+    running: RunningGenerations
+
+    async def __call__(self, msg: Msg) -> None:
+        request_id = msg.subject.rsplit(".", 1)[-1]
+        tenant, reason = "default", "cancelled"
+        try:
+            cancel = decode_event(msg.data, GenerationCancelRequested, dict(msg.headers or {}))
+            request_id, tenant, reason = cancel.request_id or request_id, cancel.tenant, cancel.reason
+        except EnvelopeError as exc:
+            log.warning("cancel_undecodable", subject=msg.subject, error=str(exc))
+            return
+        if self.running.cancel(request_id, tenant, reason):
+            log.info("generation_cancelled", request_id=request_id, tenant=tenant, reason=reason)
+
+
+@dataclass
+class LoadHandler:
+    """``gyre.generate.load`` (queue group ``generate``): in flight here plus the shared backlog, and capacity."""
+
+    running: RunningGenerations
+    publisher: Publisher
+    stream: str
+    durable: str
+    replica: str = ""
+
+    async def queued(self) -> int:
+        try:
+            info = await self.publisher.bus.js.consumer_info(self.stream, self.durable)
+        except Exception as exc:  # JetStream busy or restarting: report what this replica knows
+            log.warning("load_backlog_unknown", error=f"{type(exc).__name__}: {exc}")
+            return 0
+        return int(info.num_pending or 0)
+
+    async def load(self) -> GenerationLoad:
+        queued = await self.queued()
+        return GenerationLoad(
+            in_flight=self.running.in_flight + queued, capacity=self.running.capacity, queued=queued,
+            replica=self.replica,
+        )
+
+    async def __call__(self, msg: Msg) -> None:
+        await self.publisher.reply(msg, await self.load())

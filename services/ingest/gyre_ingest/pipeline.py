@@ -16,10 +16,10 @@ from gyre_ingest.chunking import Tokenizer
 from gyre_ingest.dedup import content_hash, minhash_signature
 from gyre_ingest.formats import extract
 from gyre_ingest.formats.base import ExtractedDocument, ExtractionError, ExtractOptions, Page
-from gyre_ingest.pii import PiiOutcome, apply_pii_policy
 from gyre_ingest.quality import QualityThresholds, check_quality
 from gyre_ingest.structure import ChunkingConfig, chunk_document
 from gyre_runtime.config import Settings
+from gyre_runtime.guardrails.pii import PiiOutcome, apply_pii_policy
 
 PiiPolicy = Literal["redact", "reject", "allow"]
 

@@ -48,7 +48,18 @@ def test_one_message_names_the_first_problem_and_counts_the_rest() -> None:
         ({"messages": USER, "temperature": 3}, "temperature"),
         ({"messages": USER, "top_p": 0}, "top_p"),
         ({"messages": USER, "max_tokens": 0}, "max_tokens"),
-        ({"messages": USER, "top_k": 0}, "top_k"),
+        ({"messages": USER, "top_k": -1}, "top_k"),
+        ({"messages": USER, "top_k": 1001}, "top_k"),
+        ({"messages": USER, "temperature": -0.1}, "temperature"),
+        ({"messages": USER, "top_p": 1.5}, "top_p"),
+        ({"messages": USER, "max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"messages": USER, "seed": 1.5}, "seed"),
+        ({"messages": USER, "seed": "7"}, "seed"),
+        ({"messages": USER, "seed": 2**64}, "seed"),
+        ({"messages": USER, "stop": ["a", ""]}, "stop"),
+        ({"messages": USER, "stop": 5}, "stop"),
+        ({"messages": USER, "prompt_label": "not a label!"}, "prompt_label"),
+        ({"messages": USER, "prompt_label": ""}, "prompt_label"),
         ({"messages": USER, "retrieval_top_k": 51}, "retrieval_top_k"),
         ({"messages": USER, "n": 2}, "n"),
         ({"messages": USER, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
@@ -184,3 +195,101 @@ def test_a_body_declared_larger_than_any_valid_request_is_413_before_it_is_read(
         "/v1/documents", content=body, headers={"Content-Type": "application/json"}
     )
     assert error_of(response, 413)["code"] == "request_too_large"
+
+
+def test_n_other_than_one_says_only_one_is_supported(client: TestClient) -> None:
+    error = error_of(client.post("/v1/chat/completions", json={"messages": USER, "n": 2}))
+    assert error["param"] == "n" and "only n=1" in error["message"]
+
+
+def test_a_value_fitting_no_member_of_a_union_is_one_problem(client: TestClient) -> None:
+    error = error_of(client.post("/v1/chat/completions", json={"messages": USER, "stop": 5}))
+    assert error["message"] == "stop: Input should be a valid string or Input should be a valid list"
+
+
+def test_top_k_zero_means_no_cut_and_is_valid(client: TestClient) -> None:
+    assert error_of(client.post("/v1/chat/completions", json={"messages": USER, "top_k": 0}), 503)
+
+
+def limited_client(tmp_path: Path, **settings: Any) -> TestClient:
+    app = create_app(load_settings({}, data_dir=str(tmp_path), api_keys="k:t", **settings))
+    return TestClient(app, headers={"Authorization": "Bearer k"})
+
+
+def test_max_tokens_over_the_deployments_limit_is_400(tmp_path: Path) -> None:
+    client = limited_client(tmp_path, max_tokens_limit=100)
+    error = error_of(client.post("/v1/chat/completions", json={"messages": USER, "max_tokens": 101}))
+    assert error["param"] == "max_tokens" and "100" in error["message"] and "GYRE_MAX_TOKENS_LIMIT" in error["message"]
+    assert error_of(client.post("/v1/chat/completions", json={"messages": USER, "max_tokens": 100}), 503)
+
+
+def test_messages_over_the_input_limit_are_400(tmp_path: Path) -> None:
+    client = limited_client(tmp_path, max_input_chars=10)
+    messages = [{"role": "system", "content": "12345"}, {"role": "user", "content": "678901"}]
+    error = error_of(client.post("/v1/chat/completions", json={"messages": messages}))
+    assert error["param"] == "messages" and error["code"] == "context_length_exceeded"
+    assert "11 characters" in error["message"] and "GYRE_MAX_INPUT_CHARS" in error["message"]
+
+
+def test_a_bad_prompt_label_header_is_400_naming_the_header(client: TestClient) -> None:
+    response = client.post("/v1/chat/completions", json={"messages": USER}, headers={"X-Gyre-Prompt-Label": "a b"})
+    assert error_of(response)["param"] == "X-Gyre-Prompt-Label"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/v1/search", "text/plain"), ("/v1/chat/completions", "application/x-www-form-urlencoded"),
+     ("/v1/documents", "text/markdown"), ("/v1/documents/upload", "application/json")],
+)
+def test_a_body_in_a_format_the_route_cannot_read_is_415(client: TestClient, path: str, content_type: str) -> None:
+    error = error_of(client.post(path, content=b"{}", headers={"Content-Type": content_type}), 415)
+    assert error["code"] == "unsupported_media_type" and content_type in error["message"]
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_json(client: TestClient) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        response = client.post("/v1/search", content=b'{"query": "q"}', headers={"Content-Type": content_type})
+        assert error_of(response, 503)["code"] == "bus_unavailable"
+
+
+def test_an_unknown_route_stays_404_whatever_its_body(client: TestClient) -> None:
+    response = client.post("/v1/nothing", content=b"x", headers={"Content-Type": "text/plain"})
+    assert error_of(response, 404)["code"] == "not_found"
+
+
+def test_a_wrong_method_is_405_in_the_same_format(client: TestClient) -> None:
+    response = client.get("/v1/chat/completions")
+    error = error_of(response, 405)
+    assert error["code"] == "method_not_allowed" and response.headers["allow"] == "POST"
+
+
+def test_a_non_document_body_over_the_request_limit_is_413(tmp_path: Path) -> None:
+    client = limited_client(tmp_path, max_request_bytes=1000)
+    error = error_of(client.post("/v1/chat/completions", json={"messages": USER, "model": "m" * 1000}), 413)
+    assert error["code"] == "request_too_large" and "GYRE_MAX_REQUEST_BYTES" in error["message"]
+    # The document routes keep their own, larger limit.
+    assert error_of(client.post("/v1/documents", json={"text": "x" * 2000}), 503)["code"] == "bus_unavailable"
+
+
+def test_a_chunked_body_is_counted_as_it_arrives_and_cut_off_at_the_limit(tmp_path: Path) -> None:
+    client = limited_client(tmp_path, max_request_bytes=1000)
+
+    def chunks() -> Any:
+        yield b'{"query": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}'
+
+    response = client.post("/v1/search", content=chunks(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert error_of(response, 413)["code"] == "request_too_large"
+
+
+def test_an_unexpected_failure_is_500_in_the_same_format(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("gyre_gateway.models.api_router.list_models", broken)
+    response = TestClient(client.app, headers=dict(client.headers), raise_server_exceptions=False).get("/v1/models")
+    error = error_of(response, 500)
+    assert error["type"] == "server_error" and error["code"] == "internal_error" and "a bug" not in error["message"]

@@ -70,10 +70,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         "embed", "embed_reindex", "GYRE_INDEX", ("index.reindex",), (ReindexRequested,),
         ack_wait_s=60.0, max_ack_pending=1, concurrency=1, backoff_s=(5.0, 15.0, 30.0, 60.0, 120.0),
     ),
-    # One generation at a time per replica: the ONNX generator is CPU bound.
+    # Up to 8 generations per replica interleave token by token (no head-of-line blocking); more wait
+    # in the stream, where the gateway sees them as backlog (gyre.generate.load) and answers 429.
+    # max_ack_pending bounds the whole deployment: 8 replicas of 8. The handler keeps a long answer
+    # in progress; a request redelivered after its client gave up is answered "expired", not generated.
     ConsumerSpec(
         "generate", "generate", "GYRE_GENERATE", ("generate.requested",), (GenerationRequested,),
-        ack_wait_s=300.0, max_ack_pending=4, concurrency=1,
+        ack_wait_s=120.0, max_ack_pending=64, concurrency=8,
     ),
     ConsumerSpec("feedback", "feedback", "GYRE_FEEDBACK", ("feedback.submitted",), (FeedbackSubmitted,)),
     ConsumerSpec("improve", "improve", "GYRE_FEEDBACK", ("feedback.recorded",), (FeedbackRecorded,)),
@@ -99,5 +102,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("gyre_models", description="model registry: versions the running services serve"),
     BucketSpec("gyre_dedup", description="de-duplication index: content hashes, MinHash signatures, LSH bands"),
     BucketSpec("gyre_tenants", description="per-tenant policies (personal data, duplicates)"),
+    BucketSpec("gyre_prompts", history=10, description="prompt templates by name and version, and their labels"),
+    BucketSpec("gyre_api_keys", description="API keys by sha256 of the key: tenant, scopes, rate limit, revoked"),
     BucketSpec("gyre_index", history=10, description="vector index: the collection serving search, its model"),
 )

@@ -7,7 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOP_SEQUENCES = 4
-MAX_TOKENS_LIMIT = 8192
+MAX_TOP_K = 1000
+# A seed travels as a signed 64-bit integer (msgspec, the backends); OpenAI's own bound.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+PROMPT_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+PROMPT_LABEL_HEADER = "X-Gyre-Prompt-Label"
 
 
 class TextPart(BaseModel):
@@ -35,24 +39,42 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's request; unknown OpenAI fields are ignored. Gyre's extras: top_k, retrieval, retrieval_top_k."""
+    """OpenAI's request; unknown OpenAI fields are ignored.
+
+    Gyre's extras: top_k, retrieval, retrieval_top_k, prompt_label. Limits that depend on settings
+    (``max_tokens`` up to GYRE_MAX_TOKENS_LIMIT, GYRE_MAX_INPUT_CHARS) are checked in serving.py.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(default="", description="Generation model id from /v1/models; empty means the default.")
     messages: list[ChatMessageIn] = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="0 is greedy (deterministic).")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, description="At most GYRE_MAX_TOKENS_LIMIT.")
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="OpenAI's newer name of max_tokens.")
+    stop: str | list[str] | None = Field(default=None, description=f"Up to {MAX_STOP_SEQUENCES} stop sequences.")
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX, strict=True)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1, le=1, description="Only 1 is supported.")
-    top_k: int | None = Field(default=None, ge=1, le=1000, description="Sampling: keep the k likeliest tokens.")
+    n: int = Field(default=1, description="Choices to generate: only 1 is supported.")
+    top_k: int | None = Field(
+        default=None, ge=0, le=MAX_TOP_K, description="Sampling: keep the k likeliest tokens; 0 keeps them all."
+    )
     retrieval: bool = Field(default=True, description="Ground the answer in this tenant's documents, with citations.")
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50, description="Chunks retrieved for the answer.")
+    prompt_label: str | None = Field(
+        default=None,
+        pattern=PROMPT_LABEL_PATTERN,
+        description=f"Prompt template label (`production`, `candidate`, ...); also the `{PROMPT_LABEL_HEADER}` header.",
+    )
+
+    @field_validator("n")
+    @classmethod
+    def _check_n(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("only n=1 is supported: ask again for another answer")
+        return value
 
     @field_validator("stop")
     @classmethod

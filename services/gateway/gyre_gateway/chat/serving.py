@@ -1,8 +1,9 @@
 """Chat completions: publish a GenerationRequested, follow its stream subject, answer plain or as SSE.
 
-The gateway subscribes to ``generate.stream.<request_id>`` before it publishes the request, so no
-token can be missed; the generate service sends TokenDeltas there, then GenerationCompleted or
-GenerationFailed.
+Before publishing, the gateway asks the generate replicas for their load (back-pressure:
+backpressure.py). It subscribes to ``generate.stream.<request_id>`` before it publishes the request,
+so no token can be missed; the generate service sends TokenDeltas there, then GenerationCompleted or
+GenerationFailed. A request whose client leaves, or that times out, is cancelled on the bus.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
+import anyio
 import msgspec
 import nats.errors
 from nats.aio.subscription import Subscription
@@ -20,6 +22,7 @@ from gyre_contracts import (
     ChatMessage,
     Citation,
     EnvelopeError,
+    GenerationCancelRequested,
     GenerationCompleted,
     GenerationFailed,
     GenerationRequested,
@@ -28,6 +31,7 @@ from gyre_contracts import (
     decode_event,
     new_id,
 )
+from gyre_gateway.chat.backpressure import admit_generation
 from gyre_gateway.chat.protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -38,7 +42,7 @@ from gyre_gateway.chat.protocol import (
     UsageInfo,
 )
 from gyre_gateway.errors import ApiError
-from gyre_gateway.upstream import connected, publish
+from gyre_gateway.upstream import connected, publish, publish_core
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service
@@ -78,10 +82,37 @@ def new_request_id() -> str:
     return f"{REQUEST_ID_PREFIX}{new_id()}"
 
 
+def check_request_limits(body: ChatCompletionRequest, settings: Settings) -> None:
+    """The limits that depend on settings: 400 naming the parameter."""
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = getattr(body, name)
+        if value is not None and value > settings.max_tokens_limit:
+            raise ApiError(
+                400,
+                f"{name}: {value} is over this deployment's limit of {settings.max_tokens_limit} tokens "
+                "(GYRE_MAX_TOKENS_LIMIT, the model's context window)",
+                code="invalid_value",
+                param=name,
+            )
+    chars = sum(len(message_text(m)) for m in body.messages)
+    if chars > settings.max_input_chars:
+        raise ApiError(
+            400,
+            f"messages: {chars} characters in all, the limit is {settings.max_input_chars} (GYRE_MAX_INPUT_CHARS); "
+            "shorten the conversation",
+            code="context_length_exceeded",
+            param="messages",
+        )
+
+
 def generation_request(
-    tenant: str, body: ChatCompletionRequest, request_id: str, settings: Settings
+    tenant: str, body: ChatCompletionRequest, request_id: str, settings: Settings, *, prompt_label: str | None = None
 ) -> GenerationRequested:
-    """The event for a validated request; unset sampling fields keep the contract's defaults."""
+    """The event for a validated request; unset sampling fields keep the contract's defaults.
+
+    ``prompt_label`` is the ``X-Gyre-Prompt-Label`` header: the body's field wins over it.
+    """
+    check_request_limits(body, settings)
     defaults = SamplingParams()
     params = SamplingParams(
         max_tokens=body.max_tokens or body.max_completion_tokens or settings.max_new_tokens,
@@ -91,7 +122,7 @@ def generation_request(
         seed=body.seed,
         stop=stop_sequences(body.stop),
     )
-    return GenerationRequested(
+    event = GenerationRequested(
         tenant=tenant,
         request_id=request_id,
         messages=contract_messages(body.messages),
@@ -101,6 +132,8 @@ def generation_request(
         model=body.model,
         stream=body.stream,
     )
+    label = body.prompt_label or prompt_label
+    return msgspec.structs.replace(event, prompt_label=label) if label else event
 
 
 def citations_out(citations: tuple[Citation, ...]) -> list[CitationOut]:
@@ -132,12 +165,15 @@ def generation_failed(failed: GenerationFailed) -> ApiError:
     return ApiError(502, f"generation failed: {failed.error}", code="generation_failed")
 
 
-def generation_timeout(timeout_s: float) -> ApiError:
-    return ApiError(
-        504,
-        f"no word from the generate service for {timeout_s:g}s (GYRE_REQUEST_TIMEOUT_S); is `gyre-generate` running?",
-        code="timeout",
-    )
+def generation_timeout(timeout_s: float, *, first: bool = False) -> ApiError:
+    if first:
+        message = (
+            f"no token from the generate service within {timeout_s:g}s (GYRE_FIRST_TOKEN_TIMEOUT_S); "
+            "it is busy or down, retry later"
+        )
+    else:
+        message = f"the generate service went silent for {timeout_s:g}s mid-answer (GYRE_REQUEST_TIMEOUT_S)"
+    return ApiError(504, message, code="timeout")
 
 
 # --- SSE: OpenAI's chat.completion.chunk stream ---------------------------------------------
@@ -186,16 +222,28 @@ def final_chunk(completed: GenerationCompleted, created: int) -> dict[str, Any]:
 
 # --- Following one generation on the bus -----------------------------------------------------
 
+CLIENT_LEFT = "client disconnected"
+
 
 class GenerationFollower:
-    """The subscription to one request's stream subject; opened before the request is published."""
+    """The subscription to one request's stream subject; opened before the request is published.
+
+    Closing it before the answer ended (client gone, timeout) also tells the generate service to
+    stop: a GenerationCancelRequested on core ``gyre.generate.cancel.<request_id>``.
+    """
 
     def __init__(self, service: Service, request: GenerationRequested, *, traceparent: str | None = None) -> None:
         self.service = service
         self.request = request
         self.traceparent = traceparent
+        self.first_timeout_s = service.settings.first_token_timeout_s
         self.timeout_s = service.settings.request_timeout_s
+        self.published = False
+        self.finished = False  # Completed or Failed seen: nothing left to cancel
+        self.cancel_reason = CLIENT_LEFT
         self._sub: Subscription | None = None
+        self._first: StreamMessage | None = None
+        self._received = 0
 
     @property
     def request_id(self) -> str:
@@ -210,6 +258,7 @@ class GenerationFollower:
         except BaseException:
             await self.close()
             raise
+        self.published = True
         log.info("generation_requested", request_id=self.request_id, stream=self.request.stream)
 
     async def close(self) -> None:
@@ -218,31 +267,76 @@ class GenerationFollower:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+        if self.published and not self.finished:
+            self.finished = True  # one cancel is enough
+            await self._cancel()
 
-    async def messages(self) -> AsyncIterator[StreamMessage]:
-        """Decoded messages until Completed or Failed; a silence longer than the timeout raises 504."""
+    async def _cancel(self) -> None:
+        cancel = GenerationCancelRequested(
+            tenant=self.request.tenant, request_id=self.request_id, reason=self.cancel_reason
+        )
+        try:
+            await publish_core(
+                self.service,
+                cancel,
+                f"{GenerationCancelRequested.subject}.{self.request_id}",
+                traceparent=self.traceparent,
+            )
+        except Exception as exc:  # the generation then runs to its end; nothing else is lost
+            log.warning("generation_cancel_not_sent", request_id=self.request_id, error=f"{type(exc).__name__}: {exc}")
+            return
+        log.info("generation_cancel_requested", request_id=self.request_id, reason=self.cancel_reason)
+
+    async def _next(self) -> StreamMessage:
+        """The next decodable message; the first within first_timeout_s, each later one within timeout_s."""
         assert self._sub is not None, "start() first"
+        first = self._received == 0
+        timeout = self.first_timeout_s if first else self.timeout_s
+        deadline = time.monotonic() + timeout  # undecodable messages do not extend it
         while True:
             try:
-                msg = await self._sub.next_msg(timeout=self.timeout_s)
+                msg = await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
             except nats.errors.TimeoutError as exc:
-                log.warning("generation_timeout", request_id=self.request_id, timeout_s=self.timeout_s)
-                raise generation_timeout(self.timeout_s) from exc
+                log.warning("generation_timeout", request_id=self.request_id, timeout_s=timeout, first=first)
+                self.cancel_reason = f"gateway timeout: no message for {timeout:g}s"
+                raise generation_timeout(timeout, first=first) from exc
             try:
                 message: StreamMessage = decode_event(msg.data, StreamMessage, dict(msg.headers or {}))
             except EnvelopeError as exc:
                 log.warning("stream_message_undecodable", request_id=self.request_id, error=str(exc))
                 continue
+            self._received += 1
+            if isinstance(message, GenerationCompleted | GenerationFailed):
+                self.finished = True
+            return message
+
+    async def wait_first(self) -> StreamMessage:
+        """Wait for the first message (a token, or the whole answer), keeping it for messages()."""
+        if self._first is None:
+            self._first = await self._next()
+        return self._first
+
+    async def messages(self) -> AsyncIterator[StreamMessage]:
+        """Decoded messages until Completed or Failed; a silence longer than its timeout raises 504."""
+        message = await self.wait_first()
+        while True:
             yield message
             if isinstance(message, GenerationCompleted | GenerationFailed):
                 return
+            message = await self._next()
 
 
 async def complete_chat(
-    service: Service, tenant: str, body: ChatCompletionRequest, *, traceparent: str | None = None
+    service: Service,
+    tenant: str,
+    body: ChatCompletionRequest,
+    *,
+    traceparent: str | None = None,
+    prompt_label: str | None = None,
 ) -> ChatCompletion:
     """Non-streamed: wait for GenerationCompleted and answer one chat.completion."""
-    request = generation_request(tenant, body, new_request_id(), service.settings)
+    request = generation_request(tenant, body, new_request_id(), service.settings, prompt_label=prompt_label)
+    await admit_generation(service, tenant)
     follower = GenerationFollower(service, request, traceparent=traceparent)
     created = int(time.time())
     await follower.start()
@@ -258,12 +352,28 @@ async def complete_chat(
 
 
 async def start_chat_stream(
-    service: Service, tenant: str, body: ChatCompletionRequest, *, traceparent: str | None = None
+    service: Service,
+    tenant: str,
+    body: ChatCompletionRequest,
+    *,
+    traceparent: str | None = None,
+    prompt_label: str | None = None,
 ) -> GenerationFollower:
-    """Publish the request (errors here are still plain HTTP errors); the body follows with stream_chat_events."""
-    request = generation_request(tenant, body, new_request_id(), service.settings)
+    """Publish the request and wait for its first message, so that a refusal, a failure before any token
+    or no token in time is still a plain HTTP error (429, 502, 503, 504); the body follows with
+    stream_chat_events. The first token is sent as soon as it is here: no time is added to it."""
+    request = generation_request(tenant, body, new_request_id(), service.settings, prompt_label=prompt_label)
+    await admit_generation(service, tenant)
     follower = GenerationFollower(service, request, traceparent=traceparent)
     await follower.start()
+    try:
+        first = await follower.wait_first()
+    except BaseException:
+        await follower.close()
+        raise
+    if isinstance(first, GenerationFailed):
+        await follower.close()
+        raise generation_failed(first)
     return follower
 
 
@@ -271,7 +381,8 @@ async def stream_chat_events(follower: GenerationFollower, model: str) -> AsyncI
     """SSE body: a chunk per TokenDelta, a final chunk with finish_reason, usage and citations, then [DONE].
 
     A failure after the response started can only be reported in-band: an ``{"error": ...}`` event,
-    which OpenAI's clients raise as an APIError.
+    which OpenAI's clients raise as an APIError. A client that leaves cancels this generator: the
+    clean-up (unsubscribe, cancel the generation) is shielded so that the cancellation cannot cut it short.
     """
     created = int(time.time())
     request_id = follower.request_id
@@ -299,5 +410,5 @@ async def stream_chat_events(follower: GenerationFollower, model: str) -> AsyncI
         yield sse_event(exc.body())
         yield sse_event("[DONE]")
     finally:
-        await follower.close()
-
+        with anyio.CancelScope(shield=True):
+            await follower.close()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
-from gyre_gateway.auth import Tenant
+from gyre_gateway.auth import IngestTenant
 from gyre_gateway.documents.protocol import (
     DOCUMENT_ID_MAX_LENGTH,
     DocumentCreate,
@@ -21,14 +21,14 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
 @router.post("", status_code=202, response_model=DocumentReceipt)
-async def create_document(body: DocumentCreate, tenant: Tenant, request: Request) -> DocumentReceipt:
+async def create_document(body: DocumentCreate, tenant: IngestTenant, request: Request) -> DocumentReceipt:
     """Submit a document for ingestion; poll `GET /v1/documents/{id}` for its status."""
     return await submit_document(service_of(request), tenant, body, traceparent=traceparent_of(request))
 
 
 @router.post("/upload", status_code=202, response_model=UploadReceipt)
 async def upload_files(
-    tenant: Tenant,
+    tenant: IngestTenant,
     request: Request,
     files: Annotated[
         list[UploadFile],
@@ -62,12 +62,12 @@ async def upload_files(
 
 
 @router.get("/{document_id:path}", response_model=DocumentStatusResponse)
-async def get_document(document_id: str, tenant: Tenant, request: Request) -> DocumentStatusResponse:
+async def get_document(document_id: str, tenant: IngestTenant, request: Request) -> DocumentStatusResponse:
     """Status of a document: pending, indexed, rejected (with reasons) or deleted."""
     return await document_status(service_of(request), tenant, document_id)
 
 
 @router.delete("/{document_id:path}", status_code=202, response_model=DocumentReceipt)
-async def remove_document(document_id: str, tenant: Tenant, request: Request) -> DocumentReceipt:
+async def remove_document(document_id: str, tenant: IngestTenant, request: Request) -> DocumentReceipt:
     """Delete a document and all its chunks from the index."""
     return await delete_document(service_of(request), tenant, document_id, traceparent=traceparent_of(request))

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from gyre_ingest.pii import (
+from gyre_runtime.guardrails.pii import (
     PLACEHOLDERS,
     PiiMatch,
     apply_pii_policy,

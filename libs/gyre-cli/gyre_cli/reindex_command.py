@@ -1,0 +1,131 @@
+"""`gyre reindex`: rebuild the vector collection from the stored events (e.g. for another embedding model), then switch.
+
+The embed service builds the new collection by replaying every ChunksReady the GYRE_EMBED stream
+still holds (the current version of each document), writes live updates to both collections while it
+runs, then switches search to the new collection and removes the old one. Search keeps answering
+throughout. Documents whose events are older than the stream's retention (30 days) cannot be
+replayed: the rebuild then refuses to switch unless --allow-missing is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+
+from nats.aio.msg import Msg
+
+from gyre_contracts import (
+    EnvelopeError,
+    ReindexCompleted,
+    ReindexFailed,
+    ReindexProgress,
+    ReindexRequested,
+    decode_event,
+)
+from gyre_runtime.bus.connection import connect, ensure_topology
+from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.config import load_settings
+
+Outcome = ReindexCompleted | ReindexFailed
+
+
+def default_collection(now: dt.datetime | None = None) -> str:
+    """``gyre_chunks_<UTC timestamp>``: a fresh name each run, sorting by creation time."""
+    return f"gyre_chunks_{(now or dt.datetime.now(dt.UTC)):%Y%m%d%H%M%S}"
+
+
+def describe_completed(done: ReindexCompleted) -> str:
+    lines = [
+        f"collection {done.collection} now serves search (was {done.previous_collection})",
+        f"  documents: {done.documents}   points: {done.points} (previously {done.previous_points})",
+        f"  events replayed: {done.replayed_events}, skipped (superseded, deleted): {done.skipped_events}",
+        f"  embedding model: {done.embedding_model}   took {done.duration_ms / 1000:.1f} s",
+    ]
+    if done.missing_count:
+        lines.append(f"  missing (no longer in the stream): {done.missing_count}: {', '.join(done.missing_documents)}")
+    return "\n".join(lines)
+
+
+def describe_failed(failed: ReindexFailed) -> str:
+    then = "gave up" if failed.final else "will retry"
+    text = f"rebuilding {failed.collection} failed (attempt {failed.attempt}, {then}): {failed.error}"
+    if failed.missing_count:
+        text += f"\n  missing documents ({failed.missing_count}): {', '.join(failed.missing_documents)}"
+    return text
+
+
+async def request_reindex(args: argparse.Namespace) -> Outcome | None:
+    settings = load_settings()
+    bus = await connect(settings, name="gyre-cli")
+    outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    request = ReindexRequested(
+        collection=args.collection or default_collection(),
+        embedding_model=args.embedding_model or "",
+        allow_missing=args.allow_missing,
+    )
+    try:
+        await ensure_topology(bus)
+
+        async def on_event(msg: Msg) -> None:
+            headers = dict(msg.headers or {})
+            if headers.get("ce-subject") != request.request_id:
+                return
+            try:
+                event = decode_event(msg.data, ReindexProgress | ReindexCompleted | ReindexFailed, headers)
+            except EnvelopeError:
+                return  # not for us after all (another publisher's bad message)
+            if isinstance(event, ReindexProgress):
+                print(f"  replayed {event.replayed_events}/{event.stream_events} events, "
+                      f"{event.documents} documents, {event.points} points", flush=True)
+            elif isinstance(event, ReindexFailed) and not event.final:
+                print(describe_failed(event), file=sys.stderr, flush=True)
+            elif not outcome.done():
+                outcome.set_result(event)
+
+        if args.wait:  # subscribed before publishing, so no outcome can slip by
+            for event_type in (ReindexProgress, ReindexCompleted, ReindexFailed):
+                await bus.nc.subscribe(bus.subject(event_type.subject), cb=on_event)
+        await Publisher(bus, "cli").publish(request)
+        print(f"reindex requested: building {request.collection} (request {request.request_id})", flush=True)
+        if not args.wait:
+            return None
+        return await asyncio.wait_for(outcome, args.timeout)
+    finally:
+        await bus.close()
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    try:
+        outcome = asyncio.run(request_reindex(args))
+    except TimeoutError:
+        print(f"no outcome within {args.timeout:.0f} s; the rebuild may still be running "
+              "(watch the embed service's /stats or log)", file=sys.stderr)
+        return 1
+    if outcome is None:
+        return 0
+    if isinstance(outcome, ReindexCompleted):
+        print(describe_completed(outcome))
+        return 0
+    print(describe_failed(outcome), file=sys.stderr)
+    return 1
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    reindex = sub.add_parser(
+        "reindex",
+        help="rebuild the vector collection from the stored events, then switch search to it",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reindex.add_argument("--collection", help="name of the new collection (default: gyre_chunks_<UTC timestamp>)")
+    reindex.add_argument(
+        "--embedding-model",
+        help="model folder in the model store to embed with (default: the active collection's model)",
+    )
+    reindex.add_argument("--allow-missing", action="store_true",
+                         help="switch even if some searchable documents are no longer in the stream")
+    reindex.add_argument("--wait", action="store_true", help="wait for the outcome, showing progress")
+    reindex.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits (default 3600)")
+    reindex.set_defaults(func=cmd_reindex)

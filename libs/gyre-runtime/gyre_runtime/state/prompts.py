@@ -1,0 +1,235 @@
+"""The prompt registry: versioned prompt templates and their labels, in the KV bucket ``gyre_prompts``.
+
+Keys: ``template.<name>.<version>`` holds one PromptTemplate (never changed once written: a change
+is a new version); ``labels.<name>`` holds ``{label: version}`` for that name (``production``,
+``candidate``, any other). Writers use compare-and-set (KV create/update with the last revision), so
+two operators putting a template at once get versions n+1 and n+2, never one overwriting the other.
+
+Readers resolve ``(name, label)`` with one KV read of the labels key per call (the template itself is
+immutable, so it is cached): a ``gyre prompts label`` is seen by the very next request of every
+replica, with no restart and no cache to wait for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+DEFAULT_PROMPT_NAME = "rag-answer"
+DEFAULT_LABELS = ("production", "candidate")
+SOURCES_PLACEHOLDER = "{sources}"
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CAS_ATTEMPTS = 20
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PromptTemplate(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of a prompt.
+
+    ``system_with_sources`` is the system message when sources were retrieved: ``{sources}`` marks
+    where the numbered sources go (appended at the end when it is absent). ``system_without_sources``
+    is used when retrieval is off. ``no_answer_text`` is the whole answer, sent without calling the
+    model, when retrieval found nothing relevant.
+    """
+
+    name: str
+    version: int
+    system_with_sources: str
+    system_without_sources: str
+    no_answer_text: str
+    created_at: dt.datetime = msgspec.field(default_factory=_now)
+    description: str = ""
+
+    @property
+    def ref(self) -> str:
+        """``name:version``, what GenerationCompleted.prompt_version records."""
+        return f"{self.name}:{self.version}"
+
+
+DEFAULT_TEMPLATE = PromptTemplate(
+    name=DEFAULT_PROMPT_NAME,
+    version=1,
+    system_with_sources=(
+        "You are a helpful assistant. Answer the user's question using only the numbered sources below, "
+        "and cite the sources you use like [1]. If the sources do not contain the answer, say that you do not "
+        "know.\n\n{sources}"
+    ),
+    system_without_sources="You are a helpful assistant. Answer briefly and accurately.",
+    no_answer_text="I don't know: none of the indexed documents answers that.",
+    description="the default template, seeded at first start",
+)
+
+# The fields a template file may set (``gyre prompts put``).
+TEMPLATE_FIELDS = ("system_with_sources", "system_without_sources", "no_answer_text", "description")
+
+
+class PromptError(LookupError):
+    """An unknown prompt name, version or label, or an invalid one; the message says which and what exists."""
+
+
+_template_decoder = msgspec.json.Decoder(PromptTemplate)
+_labels_decoder = msgspec.json.Decoder(dict[str, int])
+
+
+def check_name(kind: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise PromptError(f"invalid {kind} {value!r}: use 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+def template_key(name: str, version: int) -> str:
+    return f"template.{name}.{version}"
+
+
+def labels_key(name: str) -> str:
+    return f"labels.{name}"
+
+
+class PromptRegistry:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+        self._templates: dict[tuple[str, int], PromptTemplate] = {}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _keys(self, pattern: str) -> list[str]:
+        """Keys matching a subject ``pattern`` (filtered by the server), deleted ones left out."""
+        watcher = await self.kv.watch(pattern, meta_only=True, ignore_deletes=True)
+        keys: list[str] = []
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of the current values
+                    break
+                keys.append(entry.key)
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return keys
+
+    async def names(self) -> list[str]:
+        return sorted({key.split(".")[1] for key in await self._keys("template.*.*")})
+
+    async def versions(self, name: str) -> list[int]:
+        suffixes = (key.rpartition(".")[2] for key in await self._keys(f"template.{name}.*"))
+        return sorted(int(s) for s in suffixes if s.isdigit())
+
+    async def get(self, name: str, version: int) -> PromptTemplate | None:
+        cached = self._templates.get((name, version))
+        if cached is not None:
+            return cached
+        try:
+            entry = await self.kv.get(template_key(name, version))
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        template = _template_decoder.decode(entry.value)
+        self._templates[(name, version)] = template
+        return template
+
+    async def _labels_entry(self, name: str) -> tuple[dict[str, int], int]:
+        """Labels of ``name`` and the revision to update them at (0: no labels key yet)."""
+        try:
+            entry = await self.kv.get(labels_key(name))
+        except KeyNotFoundError:
+            return {}, 0
+        labels = _labels_decoder.decode(entry.value) if entry.value else {}
+        return labels, entry.revision or 0
+
+    async def labels(self, name: str) -> dict[str, int]:
+        return (await self._labels_entry(name))[0]
+
+    async def resolve(self, name: str, *, label: str | None = None, version: int | None = None) -> PromptTemplate:
+        """The template a label (or an explicit version) points at; PromptError says what is known instead."""
+        if version is None:
+            label = label or "production"
+            labels = await self.labels(name)
+            if label not in labels:
+                if not labels and not await self.versions(name):
+                    raise PromptError(f"unknown prompt {name!r} (create it with `gyre prompts put {name} --file F`)")
+                known = ", ".join(sorted(labels)) or "none"
+                raise PromptError(
+                    f"unknown prompt label {label!r} for prompt {name!r} (labels: {known}); "
+                    f"set one with `gyre prompts label {name} VERSION {label}`"
+                )
+            version = labels[label]
+        template = await self.get(name, version)
+        if template is None:
+            known = ", ".join(str(v) for v in await self.versions(name)) or "none"
+            raise PromptError(f"prompt {name!r} has no version {version} (versions: {known})")
+        return template
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def put(self, name: str, fields: dict[str, Any]) -> PromptTemplate:
+        """Store ``fields`` as the next version of ``name``; fields left out are the latest version's.
+
+        A new name needs ``system_with_sources``, ``system_without_sources`` and ``no_answer_text``.
+        """
+        check_name("prompt name", name)
+        unknown = sorted(set(fields) - set(TEMPLATE_FIELDS))
+        if unknown:
+            raise PromptError(f"unknown template field(s) {', '.join(unknown)}: expected {', '.join(TEMPLATE_FIELDS)}")
+        for _ in range(_CAS_ATTEMPTS):
+            versions = await self.versions(name)
+            latest = await self.get(name, versions[-1]) if versions else None
+            values: dict[str, Any] = {f: getattr(latest, f) for f in TEMPLATE_FIELDS} if latest else {}
+            values.update(fields)
+            missing = [f for f in TEMPLATE_FIELDS if f != "description" and not str(values.get(f) or "").strip()]
+            if missing:
+                raise PromptError(f"prompt {name!r}: {', '.join(missing)} missing or empty")
+            for key, value in values.items():
+                if not isinstance(value, str):
+                    raise PromptError(f"prompt {name!r}: {key} must be text, not {type(value).__name__}")
+            template = PromptTemplate(name=name, version=(versions[-1] if versions else 0) + 1, **values)
+            try:
+                await self.kv.create(template_key(name, template.version), msgspec.json.encode(template))
+            except KeyWrongLastSequenceError:
+                continue  # another writer took this version number: take the next one
+            self._templates[(name, template.version)] = template
+            return template
+        raise PromptError(f"prompt {name!r}: too many concurrent writers, try again")
+
+    async def set_label(self, name: str, label: str, version: int) -> dict[str, int]:
+        """Point ``label`` of ``name`` at ``version`` (which must exist); returns all labels of ``name``."""
+        check_name("label", label)
+        if await self.get(name, version) is None:
+            known = ", ".join(str(v) for v in await self.versions(name)) or "none"
+            raise PromptError(f"prompt {name!r} has no version {version} (versions: {known})")
+        for _ in range(_CAS_ATTEMPTS):
+            labels, revision = await self._labels_entry(name)
+            labels = {**labels, label: version}
+            try:
+                if revision:
+                    await self.kv.update(labels_key(name), msgspec.json.encode(labels), last=revision)
+                else:
+                    await self.kv.create(labels_key(name), msgspec.json.encode(labels))
+            except KeyWrongLastSequenceError:
+                continue
+            return labels
+        raise PromptError(f"prompt {name!r}: too many concurrent label changes, try again")
+
+    async def seed(self, template: PromptTemplate = DEFAULT_TEMPLATE, labels: tuple[str, ...] = DEFAULT_LABELS) -> bool:
+        """On a registry with no templates at all, store ``template`` as version 1 with ``labels``.
+
+        Safe when several replicas start at once: one creates it, the others find it there. Returns
+        whether this call seeded the registry.
+        """
+        if await self.names():
+            return False
+        first = msgspec.structs.replace(template, version=1, created_at=_now())
+        try:
+            await self.kv.create(template_key(first.name, 1), msgspec.json.encode(first))
+        except KeyWrongLastSequenceError:
+            return False
+        for label in labels:
+            await self.set_label(first.name, label, 1)
+        return True

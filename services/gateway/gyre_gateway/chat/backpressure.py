@@ -1,0 +1,77 @@
+"""Back-pressure: ask the generate replicas how busy they are before queueing another chat request.
+
+``gyre.generate.load`` is core NATS request/reply; the first replica to answer speaks for the
+deployment (replicas share the generate consumer, so one's queue is a fair sample of all). A full
+queue is a 429 with Retry-After, no replica answering within GYRE_GENERATE_LOAD_TIMEOUT_S a 503:
+a request is never parked where nothing will take it.
+"""
+
+from __future__ import annotations
+
+import nats.errors
+
+from gyre_contracts import EnvelopeError, GenerationLoad, GenerationLoadRequest, decode_event, encode_body
+from gyre_gateway.errors import ApiError
+from gyre_gateway.upstream import connected
+from gyre_runtime.logging import get_logger
+from gyre_runtime.service import Service
+
+log = get_logger()
+
+# A generation takes seconds on a CPU; retrying sooner than this mostly meets the same full queue.
+BUSY_RETRY_AFTER_S = 2
+UNAVAILABLE_RETRY_AFTER_S = 1
+
+
+def over_capacity(load: GenerationLoad, allowance: int) -> bool:
+    """Whether one more request would wait beyond ``allowance`` places past what the replicas run at once."""
+    return bool(load.in_flight >= load.capacity + allowance)
+
+
+def queue_full(load: GenerationLoad, allowance: int) -> ApiError:
+    return ApiError(
+        429,
+        f"the generate service is busy ({load.in_flight} requests in flight for {load.capacity} places and "
+        f"{allowance} waiting); retry after {BUSY_RETRY_AFTER_S}s",
+        code="generation_queue_full",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
+
+
+def generate_unavailable(reason: str) -> ApiError:
+    return ApiError(
+        503,
+        f"generate service unavailable: {reason}; start `gyre-generate`, or retry shortly",
+        code="service_unavailable",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+    )
+
+
+async def generation_load(service: Service, tenant: str) -> GenerationLoad:
+    """One replica's load, or 503 when none answers in time."""
+    bus = connected(service).bus
+    request = GenerationLoadRequest(tenant=tenant)
+    timeout = service.settings.generate_load_timeout_s
+    subject = bus.subject(GenerationLoadRequest.subject)
+    try:
+        msg = await bus.nc.request(subject, encode_body(request), timeout=timeout)
+    except nats.errors.NoRespondersError as exc:
+        raise generate_unavailable(f"no replica listens on {subject}") from exc
+    except nats.errors.TimeoutError as exc:
+        raise generate_unavailable(f"no replica said its load within {timeout:g}s") from exc
+    except nats.errors.ConnectionClosedError as exc:
+        raise generate_unavailable("the gateway lost its connection to the event bus") from exc
+    try:
+        load: GenerationLoad = decode_event(msg.data, GenerationLoad, dict(msg.headers or {}))
+    except EnvelopeError as exc:
+        raise ApiError(502, f"unreadable reply from {subject}: {exc}", code="bad_upstream_reply") from exc
+    return load
+
+
+async def admit_generation(service: Service, tenant: str) -> None:
+    """Return when there is room for one more generation; else raise the 429 or 503 to answer."""
+    load = await generation_load(service, tenant)
+    allowance = service.settings.generation_queue_allowance
+    if over_capacity(load, allowance):
+        log.warning("generation_refused_busy", in_flight=load.in_flight, capacity=load.capacity, allowance=allowance)
+        raise queue_full(load, allowance)

@@ -1,0 +1,240 @@
+"""A chat request's life without a bus: back-pressure, prompt label, first-token timeout, cancel on leave."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import nats.errors
+import pytest
+
+from gyre_contracts import (
+    GenerationCancelRequested,
+    GenerationFailed,
+    GenerationLoad,
+    GenerationLoadRequest,
+    TokenDelta,
+    cloudevent_headers,
+    decode_event,
+    encode_body,
+)
+from gyre_gateway.chat.backpressure import admit_generation
+from gyre_gateway.chat.protocol import ChatCompletionRequest
+from gyre_gateway.chat.serving import GenerationFollower, generation_request, start_chat_stream
+from gyre_gateway.disconnect import unless_client_leaves
+from gyre_gateway.errors import ApiError
+from gyre_runtime.config import load_settings
+
+REQUEST_ID = "chatcmpl-1"
+USER = [{"role": "user", "content": "hi"}]
+
+
+class FakeSubscription:
+    def __init__(self, messages: list[Any]) -> None:
+        self.messages = messages
+        self.unsubscribed = False
+
+    async def next_msg(self, timeout: float) -> Any:
+        if not self.messages:
+            raise nats.errors.TimeoutError
+        event = self.messages.pop(0)
+        return SimpleNamespace(data=encode_body(event), headers=None)
+
+    async def unsubscribe(self) -> None:
+        self.unsubscribed = True
+
+
+class FakeNats:
+    is_connected = True
+
+    def __init__(self, *, load: Any = None, stream: list[Any] | None = None) -> None:
+        self.load = load
+        self.sub = FakeSubscription(stream or [])
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+        self.load_timeouts: list[float] = []
+
+    async def request(self, subject: str, payload: bytes, timeout: float, **_: Any) -> Any:
+        assert subject == "gyre.generate.load"
+        assert decode_event(payload, GenerationLoadRequest).tenant == "tenant-a"
+        self.load_timeouts.append(timeout)
+        if isinstance(self.load, BaseException):
+            raise self.load
+        return SimpleNamespace(data=encode_body(self.load), headers=cloudevent_headers(self.load, source="t"))
+
+    async def subscribe(self, subject: str) -> FakeSubscription:
+        assert subject == f"gyre.generate.stream.{REQUEST_ID}" or subject.startswith("gyre.generate.stream.")
+        return self.sub
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        self.published.append((subject, payload, headers))
+
+    def cancels(self) -> list[GenerationCancelRequested]:
+        return [decode_event(p, GenerationCancelRequested) for s, p, _ in self.published if ".generate.cancel." in s]
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def publish(self, event: Any, **_: Any) -> None:
+        self.events.append(event)
+
+
+def fake_service(nc: FakeNats, **settings: Any) -> Any:
+    values = {"generation_queue_allowance": 1, "generate_load_timeout_s": 0.2, "first_token_timeout_s": 7.0,
+              **settings}
+    s = load_settings({}, **values)
+    bus = SimpleNamespace(nc=nc, settings=s, subject=s.subject)
+    return SimpleNamespace(ready=True, bus=bus, settings=s, startup_error=None, publisher=FakePublisher())
+
+
+def body(**fields: Any) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({"messages": USER, **fields})
+
+
+def delta(text: str) -> TokenDelta:
+    return TokenDelta(tenant="tenant-a", request_id=REQUEST_ID, index=0, text=text)
+
+
+# ---------------------------------------------------------------- back-pressure
+
+
+async def test_room_left_admits_the_request() -> None:
+    nc = FakeNats(load=GenerationLoad(in_flight=2, capacity=2))
+    await admit_generation(fake_service(nc), "tenant-a")
+    assert nc.load_timeouts == [0.2]
+
+
+async def test_a_queue_past_the_allowance_is_429_with_retry_after() -> None:
+    nc = FakeNats(load=GenerationLoad(in_flight=3, capacity=2))
+    with pytest.raises(ApiError) as caught:
+        await admit_generation(fake_service(nc), "tenant-a")
+    assert caught.value.status_code == 429 and caught.value.code == "generation_queue_full"
+    assert caught.value.headers == {"Retry-After": "2"}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "fragment"),
+    [(nats.errors.NoRespondersError(), "no replica listens"), (nats.errors.TimeoutError(), "within 0.2s")],
+)
+async def test_no_generate_replica_answering_is_503(outcome: Exception, fragment: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        await admit_generation(fake_service(FakeNats(load=outcome)), "tenant-a")
+    assert caught.value.status_code == 503 and fragment in caught.value.message
+    assert caught.value.headers == {"Retry-After": "1"}
+
+
+async def test_a_refused_request_is_never_published() -> None:
+    nc = FakeNats(load=GenerationLoad(in_flight=9, capacity=1))
+    service = fake_service(nc)
+    with pytest.raises(ApiError):
+        await start_chat_stream(service, "tenant-a", body(stream=True))
+    assert service.publisher.events == [] and nc.published == []
+
+
+# ---------------------------------------------------------------- prompt label and parameters
+
+
+def test_the_prompt_label_comes_from_the_body_else_the_header_else_the_default() -> None:
+    settings = load_settings({})
+    assert generation_request("t", body(), REQUEST_ID, settings).prompt_label == "production"
+    assert generation_request("t", body(), REQUEST_ID, settings, prompt_label="candidate").prompt_label == "candidate"
+    from_body = generation_request("t", body(prompt_label="v2"), REQUEST_ID, settings, prompt_label="candidate")
+    assert from_body.prompt_label == "v2"
+
+
+def test_sampling_parameters_and_retrieval_pass_through() -> None:
+    event = generation_request(
+        "t", body(top_k=0, top_p=0.5, seed=-3, retrieval=False, stop=["a", "b"]), REQUEST_ID, load_settings({})
+    )
+    assert (event.params.top_k, event.params.top_p, event.params.seed) == (0, 0.5, -3)
+    assert event.params.stop == ("a", "b") and event.retrieval is False
+
+
+# ---------------------------------------------------------------- following, timeouts, cancelling
+
+
+async def started_follower(nc: FakeNats, **settings: Any) -> GenerationFollower:
+    service = fake_service(nc, **settings)
+    request = generation_request("tenant-a", body(), REQUEST_ID, service.settings)
+    follower = GenerationFollower(service, request)
+    await follower.start()
+    assert service.publisher.events == [request]
+    return follower
+
+
+async def test_no_first_token_in_time_is_504_and_cancels_the_generation() -> None:
+    nc = FakeNats()
+    follower = await started_follower(nc)
+    with pytest.raises(ApiError) as caught:
+        await follower.wait_first()
+    assert caught.value.status_code == 504 and "GYRE_FIRST_TOKEN_TIMEOUT_S" in caught.value.message
+    await follower.close()
+    [cancel] = nc.cancels()
+    assert cancel.request_id == REQUEST_ID and cancel.tenant == "tenant-a" and "timeout" in cancel.reason
+    [(subject, _, headers)] = nc.published
+    assert subject == f"gyre.generate.cancel.{REQUEST_ID}" and "Nats-Msg-Id" not in headers
+
+
+async def test_closing_before_the_end_cancels_once() -> None:
+    nc = FakeNats(stream=[delta("He")])
+    follower = await started_follower(nc)
+    assert isinstance(await follower.wait_first(), TokenDelta)
+    await follower.close()
+    await follower.close()
+    assert [c.reason for c in nc.cancels()] == ["client disconnected"] and nc.sub.unsubscribed
+
+
+async def test_a_finished_generation_is_not_cancelled() -> None:
+    failed = GenerationFailed(tenant="tenant-a", request_id=REQUEST_ID, error="x")
+    nc = FakeNats(stream=[delta("a"), failed])
+    follower = await started_follower(nc)
+    assert [type(m) async for m in follower.messages()] == [TokenDelta, GenerationFailed]
+    await follower.close()
+    assert nc.cancels() == []
+
+
+async def test_a_failure_before_any_token_is_a_plain_502_for_a_stream() -> None:
+    failed = GenerationFailed(tenant="tenant-a", request_id=REQUEST_ID, error="model fell over")
+    nc = FakeNats(load=GenerationLoad(in_flight=0, capacity=1), stream=[failed])
+    with pytest.raises(ApiError) as caught:
+        await start_chat_stream(fake_service(nc), "tenant-a", body(stream=True))
+    assert caught.value.status_code == 502 and "model fell over" in caught.value.message
+    assert nc.cancels() == [] and nc.sub.unsubscribed
+
+
+# ---------------------------------------------------------------- client disconnects
+
+
+class FakeRequest:
+    def __init__(self, leaves_after_s: float | None) -> None:
+        self.leaves_after_s = leaves_after_s
+
+    async def receive(self) -> dict[str, Any]:
+        if self.leaves_after_s is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.leaves_after_s or 0)
+        return {"type": "http.disconnect"}
+
+
+async def test_work_finishing_first_is_returned() -> None:
+    async def work() -> str:
+        return "answer"
+
+    assert await unless_client_leaves(FakeRequest(None), work()) == "answer"  # type: ignore[arg-type]
+
+
+async def test_a_client_leaving_first_cancels_the_work_and_its_clean_up_runs() -> None:
+    cleaned = asyncio.Event()
+
+    async def work() -> str:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.set()
+        return "never"
+
+    with pytest.raises(ApiError) as caught:
+        await unless_client_leaves(FakeRequest(0.0), work())  # type: ignore[arg-type]
+    assert caught.value.status_code == 499 and cleaned.is_set()
