@@ -36,6 +36,10 @@ lint: setup
       services/generate/gyre_generate services/feedback/gyre_feedback services/improve/gyre_improve \
       services/monitor/gyre_monitor tools/gen_proto.py
 
+# Reliability: SIGKILL embed, then ingest, mid-ingestion and restart them; nothing lost or duplicated (slow, not in `just test`)
+chaos: setup models
+    .venv/bin/python -m pytest -q tests/chaos
+
 # Benchmarks (not part of `just test`); results go to docs/benchmarks.md
 bench: setup models
     .venv/bin/python -m tests.bench.run --write docs/benchmarks.md

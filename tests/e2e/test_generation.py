@@ -261,17 +261,12 @@ async def test_a_cancel_request_stops_the_generation_early(stack: LocalStack, ga
 
 @pytest.fixture
 def generate_with_blocked_terms(stack: LocalStack) -> Iterator[None]:
-    # LocalStack.restart starts a process again with the environment it was launched with.
-    launch = stack._launch_env["generate"]
-    original = dict(launch)
-    launch["GYRE_BLOCKED_TERMS"] = "quellmoor, paris"
-    stack.restart("generate")
+    original = stack.launch_env("generate")
+    stack.restart("generate", env={**original, "GYRE_BLOCKED_TERMS": "quellmoor, paris"})
     try:
         yield
     finally:
-        launch.clear()
-        launch.update(original)
-        stack.restart("generate")
+        stack.restart("generate", env=original)
 
 
 def test_a_blocked_term_in_the_question_is_refused_and_in_an_answer_replaced(

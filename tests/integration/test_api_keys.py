@@ -102,7 +102,9 @@ async def gyre_keys(stack: Stack, *args: str) -> tuple[int, str, str]:
 
 
 async def test_the_gyre_keys_command_prints_the_key_once_and_never_again(stack: Stack) -> None:
-    code, out, err = await gyre_keys(stack, "create", "--tenant", "cli-tenant", "--scopes", "query", "--rate-limit", "5")
+    code, out, err = await gyre_keys(
+        stack, "create", "--tenant", "cli-tenant", "--scopes", "query", "--rate-limit", "5"
+    )
     key = out.strip()
     assert code == 0 and key.startswith("gyre-") and "only time the key is shown" in err
     code, listing, _ = await gyre_keys(stack, "list", "--tenant", "cli-tenant")
@@ -152,7 +154,7 @@ async def test_a_revoked_key_is_refused_within_seconds(stack: Stack) -> None:
         revoked_at = asyncio.get_running_loop().time()
         # No event tells a test when a gateway's cache entry expires: ask until refused, within a bound.
         async with asyncio.timeout(KEY_CACHE_S + 5.0):
-            while (response := await client.get("/v1/models")).status_code == 200:
+            while (response := await client.get("/v1/models")).status_code == 200:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         took = asyncio.get_running_loop().time() - revoked_at
     assert response.status_code == 401, response.text
@@ -170,7 +172,7 @@ async def test_an_unknown_key_of_the_right_shape_is_401(stack: Stack) -> None:
 
 
 async def test_a_key_over_its_rate_limit_gets_429_with_retry_after(stack: Stack) -> None:
-    key, record = await create_key(stack.settings, "limited", ("query",), rate_limit_per_minute=3)
+    key, _ = await create_key(stack.settings, "limited", ("query",), rate_limit_per_minute=3)
     async with stack.client(key) as client:
         statuses = [(await client.get("/v1/models")).status_code for _ in range(3)]
         refused = await client.get("/v1/models")

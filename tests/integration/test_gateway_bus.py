@@ -31,8 +31,8 @@ from gyre_contracts import (
     EmbedRequest,
     EmbedResult,
     FeedbackSubmitted,
-    GenerationCompleted,
     GenerationCancelRequested,
+    GenerationCompleted,
     GenerationFailed,
     GenerationLoad,
     GenerationRequested,
@@ -248,7 +248,7 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]
 async def last_event(bus: Bus, stream: str, subject: str, event_type: Any) -> tuple[Any, dict[str, str]]:
     msg = await bus.js.get_last_msg(bus.stream_name(stream), bus.subject(subject))
     headers = dict(msg.headers or {})
-    return decode_event(msg.data, event_type, headers), headers
+    return decode_event(msg.data or b"", event_type, headers), headers
 
 
 # ---------------------------------------------------------------- auth, health, validation

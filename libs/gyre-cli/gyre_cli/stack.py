@@ -126,8 +126,11 @@ class LocalStack:
                 f"{service} (pid {process.pid}) did not exit within {timeout_s:.0f} s of signal {sig}"
             ) from exc
 
-    def restart(self, service: str, timeout_s: float = 120.0) -> None:
+    def restart(self, service: str, timeout_s: float = 120.0, *, env: Mapping[str, str] | None = None) -> None:
         """Start one process again with the command and environment it was first started with.
+
+        ``env`` replaces that environment from now on (also for later restarts): e.g. to change a
+        setting of one running service.
 
         A process still running is stopped first (SIGTERM, then SIGKILL after 20 s). Waits for the
         service's ``/readyz`` (nats-server: its JetStream health check); its log continues in the
@@ -140,8 +143,15 @@ class LocalStack:
             except StackError:
                 self.kill(service, signal.SIGKILL)
         argv = [str(a) for a in process.args] if isinstance(process.args, list | tuple) else [str(process.args)]
+        if env is not None:
+            self._launch_env[service] = dict(env)
         self._spawn(service, argv, self._launch_env[service])
         self._wait_http(service, self._ready_url(service), timeout_s)
+
+    def launch_env(self, service: str) -> dict[str, str]:
+        """A copy of the environment ``service`` runs with."""
+        self._process(service)
+        return dict(self._launch_env[service])
 
     def _process(self, name: str) -> subprocess.Popen[bytes]:
         if name not in self.processes or name not in self._launch_env:

@@ -141,7 +141,7 @@ def test_the_key_cache_is_bounded() -> None:
 def test_a_key_without_the_endpoints_scope_is_403(
     settings: Settings, method: str, path: str, body: dict[str, Any] | None, scope: Scope
 ) -> None:
-    others: tuple[Scope, ...] = tuple(s for s in ("ingest", "query", "feedback") if s != scope)  # type: ignore[misc]
+    others: tuple[Scope, ...] = tuple(s for s in ("ingest", "query", "feedback") if s != scope)
     client, record = stored_key_client(settings, others)
     error = error_of(client.request(method, path, json=body), 403)
     assert error["type"] == "permission_error" and error["code"] == "insufficient_scope"

@@ -24,7 +24,10 @@ def open_generator(settings: Settings) -> Generator:
     if backend == "onnx":
         from gyre_runtime.generation.onnx import OnnxGenaiBackend
 
-        return OnnxGenaiBackend(settings.model_path / settings.generation_model, threads=settings.model_threads)
+        # As many interleaved generations as the generate consumer hands over at once.
+        return OnnxGenaiBackend(
+            settings.model_path / settings.generation_model, threads=settings.model_threads, max_active=8
+        )
     if backend == "triton":
         from gyre_runtime.generation.triton import TritonBackend
 
