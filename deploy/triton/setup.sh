@@ -12,19 +12,25 @@ PYTHON="${PYTHON:-python3}"
 # onnxruntime-genai: the release the models are built and served with in .venv.
 PINS=("nvidia-pytriton==0.7.0" "onnxruntime-genai==0.18.0" "numpy<2")
 
-stamp=$( { printf '%s\n' "${PINS[@]}"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
+python_version=$("$PYTHON" -c 'import sys; print(sys.version)')
+stamp=$( { printf '%s\n' "${PINS[@]}"; echo "$python_version"; } | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.gyre-triton-stamp" 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
 
 "$PYTHON" - <<'PY' || exit 1
-import sys, sysconfig
+import os, sys, sysconfig
 if not (3, 8) <= sys.version_info[:2] <= (3, 13):
     sys.exit(f"the Triton Python stub needs Python 3.8-3.13, found {sys.version.split()[0]}")
-if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
-    sys.exit(f"{sys.executable} has no shared libpython, which the Triton Python stub loads")
+libpython = os.path.join(sysconfig.get_config_var("LIBDIR") or "", sysconfig.get_config_var("INSTSONAME") or "")
+if not os.path.isfile(libpython):
+    sys.exit(f"{sys.executable} has no shared libpython ({libpython}), which the Triton Python stub loads")
 PY
 
+# A venv made from another interpreter is made again (the stub must match its Python).
+if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version)')" != "$python_version" ]; then
+  rm -rf "$VENV"
+fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 # pip warns about every package missing from this machine's local extra indexes: not news.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}" 2>&1 \

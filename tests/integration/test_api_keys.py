@@ -111,8 +111,8 @@ async def test_the_gyre_keys_command_prints_the_key_once_and_never_again(stack: 
     assert code == 0 and key[:13] in listing and key not in listing and "query" in listing
     async with stack.client(key) as client:
         assert (await client.get("/v1/models")).status_code == 200
-    code, out, _ = await gyre_keys(stack, "revoke", key[:13])
-    assert code == 0 and "revoked" in out
+    code, out, err = await gyre_keys(stack, "revoke", key[:13])
+    assert code == 0 and "revoked" in out, err
 
 
 def test_an_unknown_scope_exits_2_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:

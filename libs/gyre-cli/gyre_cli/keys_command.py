@@ -23,7 +23,7 @@ async def create_key(
     settings: Settings, tenant: str, scopes: tuple[Scope, ...], rate_limit_per_minute: int | None = None
 ) -> tuple[str, ApiKeyRecord]:
     """A new key for ``tenant``: the key (shown once) and its stored record."""
-    bus = await connect(settings, name="gyre-cli")
+    bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
         return await ApiKeyStore(await bus.kv(BUCKET)).create(tenant, scopes, rate_limit_per_minute)
@@ -32,7 +32,7 @@ async def create_key(
 
 
 async def list_keys(settings: Settings, tenant: str | None = None) -> list[ApiKeyRecord]:
-    bus = await connect(settings, name="gyre-cli")
+    bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
         return await ApiKeyStore(await bus.kv(BUCKET)).list(tenant)
@@ -42,7 +42,7 @@ async def list_keys(settings: Settings, tenant: str | None = None) -> list[ApiKe
 
 async def revoke_key(settings: Settings, key_id: str) -> ApiKeyRecord | None:
     """The revoked record; None if no key has this id."""
-    bus = await connect(settings, name="gyre-cli")
+    bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
         return await ApiKeyStore(await bus.kv(BUCKET)).revoke(key_id)

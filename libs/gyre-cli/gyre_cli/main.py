@@ -95,7 +95,7 @@ async def _dlq_list(limit: int) -> None:
     from gyre_runtime.bus.connection import connect
 
     settings = load_settings()
-    bus = await connect(settings, name="gyre-cli")
+    bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         stream = bus.stream_name("GYRE_DLQ")
         info = await bus.js.stream_info(stream)
@@ -149,4 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = sub.add_parser("settings", help="print the settings table (Markdown)")
     settings.set_defaults(func=cmd_settings)
     args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        sys.exit(args.func(args))
+    except ConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

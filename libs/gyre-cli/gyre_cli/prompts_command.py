@@ -62,7 +62,7 @@ def _json(value: Any) -> str:
 async def run_prompts(args: argparse.Namespace) -> str:
     """The command's output; PromptError or TemplateFileError on a refusal."""
     fields = read_template_file(Path(args.file)) if args.action == "put" else {}
-    bus = await connect(load_settings(), name="gyre-cli")
+    bus = await connect(load_settings(), name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
         registry = PromptRegistry(await bus.kv("gyre_prompts"))

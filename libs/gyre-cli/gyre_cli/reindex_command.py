@@ -58,7 +58,7 @@ def describe_failed(failed: ReindexFailed) -> str:
 
 async def request_reindex(args: argparse.Namespace) -> Outcome | None:
     settings = load_settings()
-    bus = await connect(settings, name="gyre-cli")
+    bus = await connect(settings, name="gyre-cli", patient=False)
     outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
     request = ReindexRequested(
         collection=args.collection or default_collection(),

@@ -24,7 +24,7 @@ def default_policy() -> TenantPolicy:
 
 async def _run(args: argparse.Namespace) -> TenantPolicy:
     settings = load_settings()
-    bus = await connect(settings, name="gyre-cli")
+    bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
         policies = TenantPolicies(await bus.kv("gyre_tenants"), default_policy())

@@ -37,7 +37,9 @@ Gyre's HTTP API: submit documents, search them, ask questions answered from them
 citations (OpenAI-compatible chat completions and embeddings), and rate the answers.
 
 Every `/v1` route needs `Authorization: Bearer <key>`; the key decides the tenant, and a tenant
-only ever sees its own documents, answers and feedback. Errors use OpenAI's format:
+only ever sees its own documents, answers and feedback. A key has scopes: `ingest` (documents),
+`query` (search, chat, embeddings, models), `feedback`, `admin` (all); without the scope: 403. Over
+the key's rate: 429 with `Retry-After`. Errors use OpenAI's format:
 `{"error": {"message", "type", "param", "code"}}`.
 """
 

@@ -38,6 +38,7 @@ from gyre_runtime.state.api_keys import (
     Scope,
     hash_key,
     looks_like_stored_key,
+    scopes_allow,
 )
 
 log = get_logger()
@@ -98,7 +99,7 @@ class Caller:
     rate_limit_per_minute: int | None  # None: the gateway's default
 
     def allows(self, scope: Scope) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return scopes_allow(self.scopes, scope)
 
 
 def static_caller(presented: str, tenant: str) -> Caller:
@@ -165,7 +166,7 @@ class StoredKeys:
         self.clock = clock
         self.max_entries = max_entries
         self._cache: OrderedDict[str, tuple[float, ApiKeyRecord | None]] = OrderedDict()
-        self._kv: KeyValue | None = None
+        self._kv: tuple[object, KeyValue] | None = None  # (the bus it belongs to, the bucket)
 
     def cached(self, key_hash: str) -> tuple[bool, ApiKeyRecord | None]:
         """(fresh, record) from the cache; ``fresh`` is False when the bucket must be asked."""
@@ -187,9 +188,9 @@ class StoredKeys:
             return record
         service = connected(service_of(request))  # 503 while the bus is down: the key cannot be checked
         try:
-            if self._kv is None:
-                self._kv = await service.bus.kv(BUCKET)
-            record = await ApiKeyStore(self._kv).get_by_hash(key_hash)
+            if self._kv is None or self._kv[0] is not service.bus:
+                self._kv = (service.bus, await service.bus.kv(BUCKET))
+            record = await ApiKeyStore(self._kv[1]).get_by_hash(key_hash)
         except (nats.errors.Error, TimeoutError) as exc:
             raise ApiError(
                 503,

@@ -114,15 +114,16 @@ async def test_a_queue_past_the_allowance_is_429_with_retry_after() -> None:
     assert caught.value.headers == {"Retry-After": "2"}
 
 
-@pytest.mark.parametrize(
-    ("outcome", "fragment"),
-    [(nats.errors.NoRespondersError(), "no replica listens"), (nats.errors.TimeoutError(), "within 0.2s")],
-)
-async def test_no_generate_replica_answering_is_503(outcome: Exception, fragment: str) -> None:
+async def test_no_generate_replica_listening_is_503() -> None:
     with pytest.raises(ApiError) as caught:
-        await admit_generation(fake_service(FakeNats(load=outcome)), "tenant-a")
-    assert caught.value.status_code == 503 and fragment in caught.value.message
+        await admit_generation(fake_service(FakeNats(load=nats.errors.NoRespondersError())), "tenant-a")
+    assert caught.value.status_code == 503 and "no replica listens" in caught.value.message
     assert caught.value.headers == {"Retry-After": "1"}
+
+
+async def test_a_replica_too_busy_to_say_its_load_does_not_refuse_the_request() -> None:
+    # It listens (else NoResponders) but its CPU is on a generation: admit; the first-token timeout bounds the wait.
+    await admit_generation(fake_service(FakeNats(load=nats.errors.TimeoutError())), "tenant-a")
 
 
 async def test_a_refused_request_is_never_published() -> None:

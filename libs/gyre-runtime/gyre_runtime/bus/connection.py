@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as js_api
@@ -43,20 +44,25 @@ class Bus:
             await self.nc.drain()
 
 
-async def connect(settings: Settings, *, name: str) -> Bus:
+async def connect(settings: Settings, *, name: str, patient: bool = True) -> Bus:
+    """Connect to NATS. Services are ``patient`` (retry for ever, also through outages); command-line
+    tools are not: they fail after a few seconds with an error naming the servers."""
     servers = [s.strip() for s in settings.nats_url.split(",") if s.strip()]
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats_error", error=str(exc))
 
-    nc = await nats.connect(
-        servers=servers,
-        name=name,
-        error_cb=on_error,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        connect_timeout=5,
-    )
+    try:
+        nc = await nats.connect(
+            servers=servers,
+            name=name,
+            error_cb=on_error,
+            max_reconnect_attempts=-1 if patient else 2,
+            reconnect_time_wait=0.5,
+            connect_timeout=5 if patient else 2,
+        )
+    except nats.errors.NoServersError as exc:
+        raise ConnectionError(f"cannot reach NATS at {settings.nats_url} (GYRE_NATS_URL)") from exc
     return Bus(nc=nc, js=nc.jetstream(), settings=settings)
 
 

@@ -29,6 +29,11 @@ KEY_ID_RANDOM_CHARS = 8  # shown to operators: 48 of the 288 random bits
 KEY_LENGTH = len(KEY_PREFIX) + 4 * KEY_RANDOM_BYTES // 3
 
 
+def scopes_allow(scopes: tuple[Scope, ...], scope: Scope) -> bool:
+    """Whether a key with ``scopes`` may use an endpoint needing ``scope``: ``admin`` may use every one."""
+    return "admin" in scopes or scope in scopes
+
+
 class ApiKeyError(ValueError):
     """A key that cannot be created as asked (unknown scope, empty tenant, bad rate limit)."""
 
@@ -47,7 +52,7 @@ class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
         return self.revoked_at is not None
 
     def allows(self, scope: Scope) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return scopes_allow(self.scopes, scope)
 
 
 _decoder = msgspec.json.Decoder(ApiKeyRecord)

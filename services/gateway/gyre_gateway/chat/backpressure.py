@@ -2,8 +2,10 @@
 
 ``gyre.generate.load`` is core NATS request/reply; the first replica to answer speaks for the
 deployment (replicas share the generate consumer, so one's queue is a fair sample of all). A full
-queue is a 429 with Retry-After, no replica answering within GYRE_GENERATE_LOAD_TIMEOUT_S a 503:
-a request is never parked where nothing will take it.
+queue is a 429 with Retry-After; no replica listening at all is a 503: a request is never parked
+where nothing will take it. A replica that listens but does not answer within
+GYRE_GENERATE_LOAD_TIMEOUT_S is busy computing (a generation holds its CPU): the request is
+admitted, and the first-token timeout still bounds the wait.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def generate_unavailable(reason: str) -> ApiError:
     )
 
 
-async def generation_load(service: Service, tenant: str) -> GenerationLoad:
-    """One replica's load, or 503 when none answers in time."""
+async def generation_load(service: Service, tenant: str) -> GenerationLoad | None:
+    """One replica's load; None when replicas listen but none answered in time; 503 when none listens."""
     bus = connected(service).bus
     request = GenerationLoadRequest(tenant=tenant)
     timeout = service.settings.generate_load_timeout_s
@@ -57,8 +59,9 @@ async def generation_load(service: Service, tenant: str) -> GenerationLoad:
         msg = await bus.nc.request(subject, encode_body(request), timeout=timeout)
     except nats.errors.NoRespondersError as exc:
         raise generate_unavailable(f"no replica listens on {subject}") from exc
-    except nats.errors.TimeoutError as exc:
-        raise generate_unavailable(f"no replica said its load within {timeout:g}s") from exc
+    except nats.errors.TimeoutError:
+        log.warning("generation_load_unanswered", timeout_s=timeout)
+        return None
     except nats.errors.ConnectionClosedError as exc:
         raise generate_unavailable("the gateway lost its connection to the event bus") from exc
     try:
@@ -72,6 +75,6 @@ async def admit_generation(service: Service, tenant: str) -> None:
     """Return when there is room for one more generation; else raise the 429 or 503 to answer."""
     load = await generation_load(service, tenant)
     allowance = service.settings.generation_queue_allowance
-    if over_capacity(load, allowance):
+    if load is not None and over_capacity(load, allowance):
         log.warning("generation_refused_busy", in_flight=load.in_flight, capacity=load.capacity, allowance=allowance)
         raise queue_full(load, allowance)

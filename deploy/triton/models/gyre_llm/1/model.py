@@ -12,6 +12,7 @@ are the client's business (it holds back the tail and cancels).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -81,7 +82,7 @@ class TritonPythonModel:
         self.eos = frozenset(int(t) for t in self.tokenizer.eos_token_ids)
         genai = json.loads((model_dir / "genai_config.json").read_text())
         self.context_length = int(genai["model"]["context_length"])
-        self.max_active = max(1, int(parameters.get("max_active") or 4))
+        self.max_active = max(1, int(parameters.get("max_active") or 8))
         # A long prompt goes in chunks between the other streams' tokens, not in one GIL-holding call.
         self.prefill_chunk = max(1, int(parameters.get("prefill_chunk") or 128))
         self.logger = pb_utils.Logger
@@ -107,8 +108,10 @@ class TritonPythonModel:
         return None
 
     def finalize(self) -> None:
+        self.logger.log_info("gyre_llm: DEBUG finalize")
         self.requests.put(None)
         self.worker.join(timeout=30)
+        self.logger.log_info(f"gyre_llm: DEBUG worker alive {self.worker.is_alive()}")
 
     # -- owner thread ------------------------------------------------------------------------
 
@@ -122,7 +125,8 @@ class TritonPythonModel:
                     break
                 if item is None:  # finalize: end what is running
                     for r in active:
-                        self._send(r, "", final=True, finish_reason="cancelled")
+                        with contextlib.suppress(Exception):  # a stream already gone
+                            self._send(r, "", final=True, finish_reason="cancelled")
                     return
                 if self._start(item):
                     active.append(item)
@@ -134,7 +138,7 @@ class TritonPythonModel:
     def _start(self, r: _Request) -> bool:
         try:
             if r.sender.is_cancelled():
-                r.sender.send(flags=FINAL)
+                self._close(r)
                 return False
             tokens = self.tokenizer.encode(r.prompt)
             r.prompt_tokens = len(tokens)
@@ -169,7 +173,7 @@ class TritonPythonModel:
         try:
             if r.sender.is_cancelled():
                 self.logger.log_info(f"gyre_llm: request cancelled after {r.completion_tokens} tokens")
-                r.sender.send(flags=FINAL)
+                self._close(r)
                 return False
             if len(r.pending):
                 r.generator.append_tokens(r.pending[: self.prefill_chunk])
@@ -198,12 +202,28 @@ class TritonPythonModel:
             pb_utils.Tensor("completion_tokens", np.array([r.completion_tokens], dtype=np.int32)),
             pb_utils.Tensor("finish_reason", np.array([finish_reason.encode()], dtype=np.object_)),
         ]
-        r.sender.send(pb_utils.InferenceResponse(output_tensors=outputs), flags=FINAL if final else 0)
+        response = pb_utils.InferenceResponse(output_tensors=outputs)
+        if final:
+            self._close(r, response)
+        else:
+            r.sender.send(response)
         return not final
 
     def _fail(self, r: _Request, exc: Exception) -> None:
         try:
-            r.sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}")),
-                          flags=FINAL)
+            self._close(r, pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}")))
         except Exception as send_exc:  # the stream is gone (cancelled, closed): nothing to tell
             self.logger.log_warn(f"gyre_llm: could not report {exc!r}: {send_exc!r}")
+
+    @staticmethod
+    def _close(r: _Request, response: Any = None) -> None:
+        """The final response (or the bare final flag); the sender is dropped at once, not whenever
+        the request object goes, since the server keeps a request's response factory (and so the
+        model, at unload) while the stub holds its sender."""
+        sender, r.sender = r.sender, None
+        if sender is None:
+            return
+        if response is None:
+            sender.send(flags=FINAL)
+        else:
+            sender.send(response, flags=FINAL)
