@@ -10,14 +10,20 @@ subject (for the gateway) and on JetStream (for feedback, improve, monitor):
 - cancelled (``gyre.generate.cancel.<request_id>``): GenerationCompleted with finish_reason
   ``cancelled``, the partial answer and the tokens spent (they cost as much as any);
 - otherwise the model's answer, guarded (personal data and blocked terms replaced), with citations.
+
+The answer's text goes out coalesced (``DeltaCoalescer``): the first piece at once, then at most
+one TokenDelta per ``DELTA_INTERVAL_S``, each carrying whatever the model produced meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from nats.aio.msg import Msg
 
@@ -61,6 +67,13 @@ BLOCKED_QUESTION_ANSWER = "I can't answer that: the question contains a term thi
 # A request keeps its message in progress (waiting for the model included), well within the ack wait.
 HEARTBEAT_S = 20.0
 _WORDS = re.compile(r"\s*\S+")
+# A TokenDelta per token costs every hop once per token (encoding, NATS, the gateway's decoding and
+# SSE chunk, the client's parsing): on a small CPU that work competes with the model itself (issue-4
+# benchmark: 0.76 of the raw backend's tokens/s with one message per token). Deltas are coalesced
+# instead: the first goes out at once, later ones at most every 20 ms (a token takes ~7 ms here),
+# which a reader cannot tell from per-token streaming, or as soon as this much text is waiting.
+DELTA_INTERVAL_S = 0.02
+DELTA_MAX_CHARS = 256
 
 
 async def keep_in_progress(ctx: MessageContext) -> None:
@@ -77,6 +90,85 @@ def words_of(text: str) -> list[str]:
     pieces = _WORDS.findall(text)
     tail = text[len("".join(pieces)) :]
     return [*pieces[:-1], pieces[-1] + tail] if pieces else ([text] if text else [])
+
+
+class DeltaCoalescer:
+    """Publishes one answer's text as numbered TokenDeltas, in order, without losing or reordering any.
+
+    The first piece goes out at once (time to first token). Later pieces are held until
+    ``interval_s`` after the previous message (a timer publishes them then, so nothing waits longer
+    while the model is slow) or until ``max_chars`` are waiting: one message carries several tokens
+    when they come fast, one token when they come slowly. ``close`` publishes what is held; the
+    concatenated texts are exactly what was added. An interval of 0 publishes every piece at once.
+    """
+
+    def __init__(self, emit: Callable[[int, str], Awaitable[None]], interval_s: float, max_chars: int) -> None:
+        self._emit = emit
+        self._interval_s = interval_s
+        self._max_chars = max_chars
+        self._held: list[str] = []
+        self._held_chars = 0
+        self._sent = 0  # messages published: the next one's index
+        self._last = -math.inf  # event-loop time of the last message
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()  # one publisher at a time: indexes and text stay in order
+
+    @property
+    def sent(self) -> int:
+        return self._sent
+
+    async def add(self, text: str) -> None:
+        if not text:
+            return
+        self._held.append(text)
+        self._held_chars += len(text)
+        loop = asyncio.get_running_loop()
+        due = self._last + self._interval_s
+        if self._held_chars >= self._max_chars or loop.time() >= due:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def flush(self) -> None:
+        """Publish everything held now, as one message."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        async with self._lock:
+            if not self._held:
+                return
+            text = "".join(self._held)
+            self._held.clear()
+            self._held_chars = 0
+            index, self._sent = self._sent, self._sent + 1
+            self._last = asyncio.get_running_loop().time()
+            await self._emit(index, text)
+
+    async def close(self, rest: str = "") -> None:
+        """Add ``rest`` and publish everything held; no timer publishes after this."""
+        if rest:
+            self._held.append(rest)
+            self._held_chars += len(rest)
+        if self._flushes:
+            await asyncio.gather(*self._flushes)
+        await self.flush()
+
+    def discard(self) -> None:
+        """Drop what is held, stop the timer and its flush (the answer failed: nothing more is published)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in self._flushes:
+            task.cancel()
+        self._held.clear()
+        self._held_chars = 0
 
 
 @dataclass
@@ -126,6 +218,8 @@ class GenerateHandler:
     max_input_tokens: int = 2048
     max_source_tokens: int = 1536
     expire_after_s: float = 120.0
+    delta_interval_s: float = DELTA_INTERVAL_S
+    delta_max_chars: int = DELTA_MAX_CHARS
 
     # -- the request ------------------------------------------------------------------------
 
@@ -216,25 +310,24 @@ class GenerateHandler:
         template: PromptTemplate, prompt: Prompt, params: GenerationParams, flagged: tuple[str, ...],
     ) -> Answer:
         stream = self.generator.stream(prompt.messages, params)
-        sent = 0
+        deltas = DeltaCoalescer(partial(self._emit, event), self.delta_interval_s, self.delta_max_chars)
 
         async def read() -> None:
-            nonlocal sent
             async for delta in stream:
                 clock.token()
-                safe = guard.feed(delta)
-                if safe:
-                    await self._emit(event, sent, safe)
-                    sent += 1
+                await deltas.add(guard.feed(delta))
 
         try:
             cancelled = await run.pump(stream, read())
         except Exception as exc:  # the backend failed: tell the client now rather than retry later
+            deltas.discard()
             log.exception("generation_backend_failed", request_id=event.request_id)
             raise RequestRefused(f"the model failed: {type(exc).__name__}: {exc}") from exc
-        rest = guard.finish()
-        if rest:
-            await self._emit(event, sent, rest)
+        except BaseException:  # the handler itself is stopped (service shutdown)
+            deltas.discard()
+            raise
+        # What is held goes out before GenerationCompleted: the streamed text is the whole answer.
+        await deltas.close(guard.finish())
         return self._model_answer(stream, guard, template, prompt, flagged, cancelled)
 
     @staticmethod

@@ -137,6 +137,7 @@ class ConsumerWorker:
             in_progress=msg.in_progress,
         )
         started = time.perf_counter()
+        keep_alive = asyncio.create_task(self._keep_alive(msg))
         try:
             await self.handler(event, ctx)
         except asyncio.CancelledError:
@@ -157,9 +158,22 @@ class ConsumerWorker:
             await msg.nak(delay=delay)
             return
         finally:
+            keep_alive.cancel()
             HANDLER_SECONDS.labels(self.spec.service, type_name).observe(time.perf_counter() - started)
         await msg.ack()
         MESSAGES_HANDLED.labels(self.spec.service, type_name, "ack").inc()
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        """While the handler runs, restart the message's ack wait (+WPI) every third of it.
+
+        So ack_wait stays short however long a handler takes: what a killed replica held comes
+        back within ack_wait (and inside the streams' duplicate window, so the events its redelivery
+        republishes are dropped as duplicates), not after the slowest handler's worst case.
+        """
+        while True:
+            await asyncio.sleep(self.spec.ack_wait_s / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
 
     async def _dead_letter(self, msg: Msg, headers: dict[str, str], error: str, attempts: int) -> None:
         letter = DeadLetter(

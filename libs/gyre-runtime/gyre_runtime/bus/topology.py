@@ -56,11 +56,12 @@ STREAMS: tuple[StreamSpec, ...] = (
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4),
     ConsumerSpec("ingest", "ingest_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
-    # Several documents in flight feed the embedding scheduler's cross-message batches; a large
-    # document takes seconds, hence the long ack wait.
+    # Several documents in flight feed the embedding scheduler's cross-message batches. A large
+    # document takes seconds: the worker's in-progress heartbeat covers that, so the ack wait stays
+    # short (a crashed replica's documents come back within it, inside the duplicate window).
     ConsumerSpec(
         "embed", "embed", "GYRE_EMBED", ("embed.requested",), (ChunksReady,),
-        ack_wait_s=300.0, max_ack_pending=16, concurrency=8,
+        ack_wait_s=30.0, max_ack_pending=16, concurrency=8,
     ),
     ConsumerSpec("embed", "embed_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
     # One rebuild at a time in the whole deployment (max_ack_pending 1). The handler runs for the whole

@@ -108,10 +108,8 @@ class TritonPythonModel:
         return None
 
     def finalize(self) -> None:
-        self.logger.log_info("gyre_llm: DEBUG finalize")
         self.requests.put(None)
-        self.worker.join(timeout=30)
-        self.logger.log_info(f"gyre_llm: DEBUG worker alive {self.worker.is_alive()}")
+        self.worker.join(timeout=10)  # a step takes milliseconds; a prefill chunk well under a second
 
     # -- owner thread ------------------------------------------------------------------------
 
