@@ -44,6 +44,10 @@ chaos: setup models
 bench: setup models
     .venv/bin/python -m tests.bench.run --write docs/benchmarks.md
 
+# Generation benchmark (issue 4): gateway vs raw backend, 1/4/8 concurrent streams, three backends; to docs/benchmarks.md
+bench-generation: setup models
+    .venv/bin/python -m tests.bench.generation --write docs/benchmarks.md
+
 # Benchmark on the Python documentation (installs python3.11-doc if missing); results to docs/benchmarks.md
 bench-corpus: setup models
     .venv/bin/python -m tests.bench.corpus --write docs/benchmarks.md

@@ -91,6 +91,7 @@ class Sample:
 
     started: float
     first: float
+    second: float  # the second piece of text (the first again when there is one piece)
     last: float
     done: float
     tokens: int
@@ -101,6 +102,10 @@ class Sample:
     @property
     def ttft_ms(self) -> float:
         return (self.first - self.started) * 1000
+
+    @property
+    def first_gap_ms(self) -> float:
+        return (self.second - self.first) * 1000
 
     @property
     def total_ms(self) -> float:
@@ -127,17 +132,17 @@ def p95(values: Sequence[float]) -> float:
 
 async def port_sample(generator: Generator, messages: Sequence[ChatTurn], params: GenerationParams) -> Sample:
     started = time.perf_counter()
-    first = last = 0.0
+    times: list[float] = []
     pieces: list[str] = []
     stream = generator.stream(messages, params)
     async for delta in stream:
-        last = time.perf_counter()
-        first = first or last
+        times.append(time.perf_counter())
         pieces.append(delta)
     done = time.perf_counter()
     if not pieces:
         raise BenchError(f"{generator.version}: no text (finish_reason {stream.finish_reason})")
-    return Sample(started, first, last, done, stream.completion_tokens, "".join(pieces), len(pieces))
+    return Sample(started, times[0], times[min(1, len(times) - 1)], times[-1], done, stream.completion_tokens,
+                  "".join(pieces), len(pieces))
 
 
 def chat_body(question: str, *, retrieval: bool, max_tokens: int = MAX_TOKENS) -> dict[str, Any]:
@@ -149,7 +154,7 @@ def chat_body(question: str, *, retrieval: bool, max_tokens: int = MAX_TOKENS) -
 
 async def gateway_sample(client: httpx.AsyncClient, body: dict[str, Any]) -> Sample:
     started = time.perf_counter()
-    first = last = 0.0
+    times: list[float] = []
     pieces: list[str] = []
     tokens = 0
     request_id = ""
@@ -167,13 +172,13 @@ async def gateway_sample(client: httpx.AsyncClient, body: dict[str, Any]) -> Sam
                 tokens = int(chunk["usage"]["completion_tokens"])
             content = chunk["choices"][0]["delta"].get("content") if chunk.get("choices") else None
             if content:
-                last = time.perf_counter()
-                first = first or last
+                times.append(time.perf_counter())
                 pieces.append(content)
     done = time.perf_counter()
     if not pieces:
         raise BenchError("the gateway streamed no text")
-    return Sample(started, first, last, done, tokens, "".join(pieces), len(pieces), request_id)
+    return Sample(started, times[0], times[min(1, len(times) - 1)], times[-1], done, tokens, "".join(pieces),
+                  len(pieces), request_id)
 
 
 def gateway_client(stack: LocalStack) -> httpx.AsyncClient:
@@ -588,6 +593,8 @@ def report(
         f"| of which generate's handler start -> the model's first token (generate's clock) | "
         f"{fmt(hops.handler_ttft)} |",
         f"| first TokenDelta -> first SSE chunk at the client | {fmt(hops.to_client)} |",
+        f"| for scale: the model's next token (raw backend, first -> second delta), which the answer guard "
+        f"waits for before it releases the first word | {fmt(median([s.first_gap_ms for s in single.raw]))} |",
         f"| whole TTFT in the probe runs (raw backend: {fmt(raw_ttft)}) | {fmt(hops.ttft)} |",
         f"| TokenDelta messages per answer ({fmt(hops.tokens_per_answer, 0)} tokens) | "
         f"{fmt(hops.deltas_per_answer, 0)} |",
