@@ -572,3 +572,11 @@ def test_extraction_error_is_a_value_error_with_a_code() -> None:
     assert isinstance(error, ValueError)
     assert (error.code, str(error)) == ("no_text", "nothing to read")
     assert Page(number=1, start=0, end=3) == Page(1, 0, 3)
+
+
+def test_a_heading_whose_text_is_a_table_of_contents_backlink_keeps_its_text() -> None:
+    page = (b"<html><body><div role='main'><h1>asyncio</h1><p>Intro text that is long enough to matter.</p>"
+            b"<h2><a class='toc-backref' href='#id1'>Coroutines</a></h2><p>Coroutines are declared with async.</p>"
+            b"</div></body></html>")
+    text = extract(page, "text/html").text
+    assert "## Coroutines" in text and "Coroutines are declared" in text

@@ -149,6 +149,10 @@ def _boilerplate_kind(el: Any) -> str | None:
         return "semantic"
     if tag in ("body", "html", "main", "article"):
         return None
+    if any(ancestor.tag in _HEADINGS for ancestor in el.iterancestors()):
+        # A heading's own text is content (Sphinx wraps it in <a class="toc-backref">); only its
+        # permalink mark ("¶", class headerlink) is furniture.
+        return "named" if "headerlink" in el.get("class", "").lower().split() else None
     words = el.get("class", "")
     # Ids of content sections are made from their headings ("comments", "related-modules"): a
     # section, or an element with a heading of its own, is judged by its class alone.
