@@ -43,6 +43,7 @@ from nats.aio.msg import Msg
 
 from gyre_cli.stack import SERVICES, LocalStack
 from gyre_contracts import GenerationCompleted, GenerationFailed, TokenDelta, decode_event
+from gyre_generate.handlers import DELTA_INTERVAL_MAX_S, DELTA_INTERVAL_S
 from gyre_generate.prompting import SYSTEM_WITHOUT_SOURCES
 from gyre_runtime.bus.connection import Bus, connect
 from gyre_runtime.config import load_settings
@@ -75,6 +76,10 @@ SECTION_HEADING = "## Issue 4: generation through the gateway, concurrency and t
 BEGIN = "<!-- bench-generation:begin (tests/bench/generation.py rewrites everything up to the end marker) -->"
 END = "<!-- bench-generation:end -->"
 TRITON_READY_S = 180.0
+# Each measurement starts on a quiet machine: after an answer, its side keeps the CPU busy for a
+# while (onnxruntime's spinning threads, the stack's bookkeeping: records, events, the monitor),
+# which measured 15-35 ms on the next one's first token when the other side came next.
+SETTLE_S = 0.3
 
 
 def log(message: str) -> None:
@@ -91,7 +96,6 @@ class Sample:
 
     started: float
     first: float
-    second: float  # the second piece of text (the first again when there is one piece)
     last: float
     done: float
     tokens: int
@@ -102,10 +106,6 @@ class Sample:
     @property
     def ttft_ms(self) -> float:
         return (self.first - self.started) * 1000
-
-    @property
-    def first_gap_ms(self) -> float:
-        return (self.second - self.first) * 1000
 
     @property
     def total_ms(self) -> float:
@@ -141,8 +141,7 @@ async def port_sample(generator: Generator, messages: Sequence[ChatTurn], params
     done = time.perf_counter()
     if not pieces:
         raise BenchError(f"{generator.version}: no text (finish_reason {stream.finish_reason})")
-    return Sample(started, times[0], times[min(1, len(times) - 1)], times[-1], done, stream.completion_tokens,
-                  "".join(pieces), len(pieces))
+    return Sample(started, times[0], times[-1], done, stream.completion_tokens, "".join(pieces), len(pieces))
 
 
 def chat_body(question: str, *, retrieval: bool, max_tokens: int = MAX_TOKENS) -> dict[str, Any]:
@@ -177,8 +176,7 @@ async def gateway_sample(client: httpx.AsyncClient, body: dict[str, Any]) -> Sam
     done = time.perf_counter()
     if not pieces:
         raise BenchError("the gateway streamed no text")
-    return Sample(started, times[0], times[min(1, len(times) - 1)], times[-1], done, tokens, "".join(pieces),
-                  len(pieces), request_id)
+    return Sample(started, times[0], times[-1], done, tokens, "".join(pieces), len(pieces), request_id)
 
 
 def gateway_client(stack: LocalStack) -> httpx.AsyncClient:
@@ -232,15 +230,18 @@ async def single_stream(stack: LocalStack, raw: Generator, store: GenerationStor
     raws: list[Sample] = []
     handler: list[float] = []
     body = chat_body(QUESTION, retrieval=False)
-    stack_pids = {name: stack.processes[name].pid for name in ("generate", "gateway", "nats-server")}
+    # Every process of the stack: the monitor, for one, hears every message on the bus.
+    stack_pids = {name: process.pid for name, process in stack.processes.items()}
     gateway_cpu = CpuMeter({**stack_pids, "HTTP client (benchmark process)": os.getpid()})
     raw_cpu = CpuMeter({"raw": os.getpid()})
 
     async def on_gateway() -> None:
+        await asyncio.sleep(SETTLE_S)
         with gateway_cpu.measure():
             gateway.append(await gateway_sample(client, body))
 
     async def on_raw() -> None:
+        await asyncio.sleep(SETTLE_S)
         with raw_cpu.measure():
             raws.append(await port_sample(raw, RAW_MESSAGES, PARAMS))
 
@@ -316,6 +317,7 @@ async def probe_hops(stack: LocalStack, bus: Bus, store: GenerationStore, runs: 
     try:
         async with gateway_client(stack) as client:
             for _ in range(runs):
+                await asyncio.sleep(SETTLE_S)
                 sample = await gateway_sample(client, body)
                 await asyncio.sleep(0.05)  # let the tap see the last messages
                 rid = sample.request_id
@@ -343,6 +345,7 @@ class RetrievalRun:
     handler_ttft_ms: list[float] = field(default_factory=list)
     gateway_ttft_ms: list[float] = field(default_factory=list)
     prompt_tokens: list[int] = field(default_factory=list)
+    search_ms: list[float] = field(default_factory=list)  # POST /v1/search (hybrid), as a client sees it
     cited: int = 0
     answers: int = 0
 
@@ -377,10 +380,15 @@ async def with_retrieval(stack: LocalStack, store: GenerationStore) -> Retrieval
     async with gateway_client(stack) as client:
         await gateway_sample(client, chat_body(RETRIEVAL_QUESTIONS[0], retrieval=True))  # warm-up
         for question in RETRIEVAL_QUESTIONS:
+            await asyncio.sleep(SETTLE_S)
             sample = await gateway_sample(client, chat_body(question, retrieval=True))
             completed = await store.get(sample.request_id)
             run.answers += 1
             run.gateway_ttft_ms.append(sample.ttft_ms)
+            started = time.perf_counter()
+            response = await client.post("/v1/search", json={"query": question, "top_k": 4, "mode": "hybrid"})
+            response.raise_for_status()
+            run.search_ms.append((time.perf_counter() - started) * 1000)
             if completed is not None:
                 run.retrieval_ms.append(completed.timings.retrieval_ms)
                 run.handler_ttft_ms.append(completed.timings.time_to_first_token_ms)
@@ -402,6 +410,7 @@ class Level:
 
 async def burst(level: Level, start_one: Callable[[], Awaitable[Sample]]) -> None:
     """`concurrency` generations started together; aggregate = all tokens / (first start -> last end)."""
+    await asyncio.sleep(SETTLE_S)
     samples = await asyncio.gather(*(start_one() for _ in range(level.concurrency)))
     wall = max(s.done for s in samples) - min(s.started for s in samples)
     level.aggregate_tokens_per_s.append(sum(s.tokens for s in samples) / wall)
@@ -440,11 +449,29 @@ class BackendRun:
     version: str
     samples: list[Sample] = field(default_factory=list)
     error: str = ""
+    cpu_ms: float = float("nan")  # per answer: every process the backend involves, this one included
+
+
+@dataclass(frozen=True)
+class TritonServer:
+    url: str  # gRPC host:port
+    pid: int
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (tritonserver starts one Python stub process per model instance)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo += [int(child) for child in task.read_text().split()]
+    return pids
 
 
 @contextmanager
-def triton_server(model_dir: Path) -> Iterator[str]:
-    """deploy/triton/setup.sh, then run.sh on free ports; yields the gRPC address."""
+def triton_server(model_dir: Path) -> Iterator[TritonServer]:
+    """deploy/triton/setup.sh, then run.sh on free ports (run.sh execs the server: same pid)."""
     started = time.perf_counter()
     setup = subprocess.run(["bash", str(REPO / "deploy/triton/setup.sh")], capture_output=True, text=True,
                            timeout=900, check=False)
@@ -477,7 +504,7 @@ def triton_server(model_dir: Path) -> Iterator[str]:
                     raise BenchError(f"tritonserver not ready in {TRITON_READY_S:.0f} s: {tail}")
                 time.sleep(0.2)
             log(f"tritonserver ready in {time.perf_counter() - started:.1f} s (setup included)")
-            yield f"127.0.0.1:{grpc_port}"
+            yield TritonServer(f"127.0.0.1:{grpc_port}", process.pid)
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -489,44 +516,56 @@ def triton_server(model_dir: Path) -> Iterator[str]:
 
 
 async def three_backends(
-    raw: Generator, stack: LocalStack, triton_url: str | None, triton_error: str, model_dir: Path, runs: int
+    raw: Generator, stack: LocalStack, server: TritonServer | None, triton_error: str, model_dir: Path,
+    runs: int,
 ) -> list[BackendRun]:
     openai_backend = OpenAICompatibleBackend(
         f"{stack.gateway_url}/v1", MODEL, api_key=KEY, extra_body={"retrieval": False}
     )
     # The Gyre gateway puts the template's instructions in front itself: it gets the user turn alone,
     # so the model behind every backend sees the same prompt.
-    entries: list[tuple[BackendRun, Generator | None, Sequence[ChatTurn]]] = [
-        (BackendRun("onnx (in-process)", raw.version), raw, RAW_MESSAGES),
-        (BackendRun("openai -> Gyre gateway", openai_backend.version), openai_backend, [("user", QUESTION)]),
+    here = {"benchmark process": os.getpid()}
+    stack_pids = {name: process.pid for name, process in stack.processes.items()}
+    entries: list[tuple[BackendRun, Generator | None, Sequence[ChatTurn], CpuMeter]] = [
+        (BackendRun("onnx (in-process)", raw.version), raw, RAW_MESSAGES, CpuMeter(here)),
+        (BackendRun("openai -> Gyre gateway", openai_backend.version), openai_backend, [("user", QUESTION)],
+         CpuMeter({**here, **stack_pids})),
     ]
     triton: TritonBackend | None = None
-    if triton_url is not None:
+    if server is not None:
         try:
-            version = served_version(triton_url, "gyre_llm")
-            triton = TritonBackend(triton_url, "gyre_llm", model_dir, model_version=version)
-            entries.append((BackendRun("triton (tritonserver, gRPC)", triton.version), triton, RAW_MESSAGES))
+            version = served_version(server.url, "gyre_llm")
+            triton = TritonBackend(server.url, "gyre_llm", model_dir, model_version=version)
+            tree = {f"triton {pid}": pid for pid in process_tree(server.pid)}
+            entries.append((BackendRun("triton (tritonserver, gRPC)", triton.version), triton, RAW_MESSAGES,
+                            CpuMeter({**here, **tree})))
         except Exception as exc:
             triton_error = f"{type(exc).__name__}: {exc}"
     if triton is None:
-        entries.append((BackendRun("triton (tritonserver, gRPC)", "-", error=triton_error), None, RAW_MESSAGES))
+        entries.append((BackendRun("triton (tritonserver, gRPC)", "-", error=triton_error), None, RAW_MESSAGES,
+                        CpuMeter(here)))
     try:
         for run in range(runs + 1):  # run 0 warms each up
             order = entries if run % 2 == 0 else list(reversed(entries))
-            for result, generator, messages in order:
+            for result, generator, messages, meter in order:
                 if generator is None or result.error:
                     continue
+                await asyncio.sleep(SETTLE_S)
                 try:
-                    sample = await port_sample(generator, messages, PARAMS)
+                    if run:
+                        with meter.measure():
+                            result.samples.append(await port_sample(generator, messages, PARAMS))
+                    else:
+                        await port_sample(generator, messages, PARAMS)
                 except Exception as exc:
                     result.error = f"{type(exc).__name__}: {exc}"
-                    continue
-                if run:
-                    result.samples.append(sample)
     finally:
         await openai_backend.close()
         if triton is not None:
             await triton.close()
+    for result, _, _, meter in entries:
+        if meter.blocks:
+            result.cpu_ms = sum(meter.per_block_ms().values())
     return [entry[0] for entry in entries]
 
 
@@ -549,9 +588,17 @@ def report(
     pair_ratio = median([g.tokens_per_s / r.tokens_per_s for g, r in zip(single.gateway, single.raw, strict=True)])
     pair_added = median([g.ttft_ms - r.ttft_ms for g, r in zip(single.gateway, single.raw, strict=True)])
     chunks = median([s.chunks for s in single.gateway])
+    gateway_cpu = sum(single.gateway_cpu_ms.values())
+    extra_cpu = gateway_cpu - single.raw_cpu_ms
+    gen_extra = single.gateway_cpu_ms.get("generate", 0.0) - single.raw_cpu_ms
+    others_cpu = gateway_cpu - single.gateway_cpu_ms.get("generate", 0.0)
+    raw_wall = median([s.total_ms for s in single.raw])
     tokens = median([s.tokens for s in single.gateway])
-    rate_ok = "met" if gw_rate / raw_rate >= 0.9 else "missed"
-    ttft_ok = "met" if gw_ttft - raw_ttft <= 20 else "missed"
+    # The target is judged on the less favourable of the two estimates.
+    rate_worst = min(gw_rate / raw_rate, pair_ratio)
+    added_worst = max(gw_ttft - raw_ttft, pair_added)
+    rate_ok = f"{rate_worst:.3f}: {'met' if rate_worst >= 0.9 else 'missed'}"
+    ttft_ok = f"+{added_worst:.1f} ms: {'met' if added_worst <= 20 else 'missed'}"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_text = ", ".join(f"{k} {v:.1f}" for k, v in loads.items())
     lines = [
@@ -567,16 +614,17 @@ def report(
         f"with retrieval off (same text generated: {'yes' if single.same_text else 'NO'}). Gateway figures: an "
         "HTTP client on loopback reading the SSE stream. tokens/s = (completion tokens - 1) / (first -> last "
         "content), time to first token (TTFT) = request sent -> first content. Medians; runs interleaved "
-        "(gateway, raw, raw, gateway, ...) so background load hits both alike.",
+        f"(gateway, raw, raw, gateway, ...) so background load hits both alike, each started {SETTLE_S:g} s after "
+        "the previous one ended (the previous answer's aftermath otherwise lands on its first token).",
         "",
         "### Single stream: gateway vs raw backend",
         "",
-        "| measure | gateway | raw `OnnxGenaiBackend` | gateway vs raw | target |",
+        "| measure | gateway | raw `OnnxGenaiBackend` | gateway vs raw (of medians; median of run pairs) | target |",
         "| --- | --- | --- | --- | --- |",
         f"| tokens/s (median of {len(single.gateway)}) | {fmt(gw_rate)} | {fmt(raw_rate)} | "
-        f"{gw_rate / raw_rate:.2f} (paired runs: {pair_ratio:.2f}) | >= 0.90: {rate_ok} |",
+        f"{gw_rate / raw_rate:.3f} (paired runs: {pair_ratio:.3f}) | >= 0.90 (worse estimate {rate_ok}) |",
         f"| time to first token | {fmt(gw_ttft)} ms | {fmt(raw_ttft)} ms | +{fmt(gw_ttft - raw_ttft)} ms "
-        f"(paired runs: +{fmt(pair_added)} ms) | <= +20 ms: {ttft_ok} |",
+        f"(paired runs: +{fmt(pair_added)} ms) | <= +20 ms (worse estimate {ttft_ok}) |",
         f"| end to end, {fmt(tokens, 0)} tokens | {fmt(median([s.total_ms for s in single.gateway]), 0)} ms | "
         f"{fmt(median([s.total_ms for s in single.raw]), 0)} ms | | |",
         f"| SSE content chunks per answer | {fmt(chunks, 0)} | {fmt(median([s.chunks for s in single.raw]), 0)} "
@@ -593,15 +641,15 @@ def report(
         f"| of which generate's handler start -> the model's first token (generate's clock) | "
         f"{fmt(hops.handler_ttft)} |",
         f"| first TokenDelta -> first SSE chunk at the client | {fmt(hops.to_client)} |",
-        f"| for scale: the model's next token (raw backend, first -> second delta), which the answer guard "
-        f"waits for before it releases the first word | {fmt(median([s.first_gap_ms for s in single.raw]))} |",
+        f"| for scale: one decode step at the raw rate (the answer guard releases the first word only with the "
+        f"model's second token) | {fmt(1000 / raw_rate)} |",
         f"| whole TTFT in the probe runs (raw backend: {fmt(raw_ttft)}) | {fmt(hops.ttft)} |",
         f"| TokenDelta messages per answer ({fmt(hops.tokens_per_answer, 0)} tokens) | "
         f"{fmt(hops.deltas_per_answer, 0)} |",
         "",
-        "CPU time per answer (user + system of each process over the measured runs: unlike wall time, it "
-        "hardly depends on what else the machine runs). The gap between the totals is what the gateway path "
-        "costs beyond the model; on 2 cores it is taken from the model's own threads:",
+        "CPU time per answer (user + system of each process, added up over the measured runs; onnxruntime's "
+        "spinning threads make the model's share grow with contention, so compare within a run). What the "
+        "gateway path spends beyond the model runs on the same 2 cores as the model's two threads:",
         "",
         "| process | CPU ms per answer |",
         "| --- | --- |",
@@ -609,10 +657,21 @@ def report(
         f"| gateway path, all | {fmt(sum(single.gateway_cpu_ms.values()), 0)} |",
         f"| raw backend (model in the benchmark process) | {fmt(single.raw_cpu_ms, 0)} |",
         "",
+        f"Where the tokens/s gap goes: beyond what the raw side spends, the gateway path burns {fmt(extra_cpu, 0)} ms "
+        f"of CPU per answer ({fmt(others_cpu, 0)} ms in the other processes of the stack and the client, for "
+        f"{fmt(chunks, 0)} SSE chunks; generate {fmt(gen_extra, 0)} ms beyond the model: its event loop runs the "
+        "answer guard and publishes TokenDeltas, sharing the GIL with the thread that steps the model). The "
+        "model's two onnxruntime threads occupy both cores, so that work delays decode steps: "
+        f"{fmt(extra_cpu, 0)} ms against a {fmt(raw_wall, 0)} ms raw answer is {fmt(100 * extra_cpu / raw_wall, 0)}%, "
+        f"the order of the gap. Generate coalesces TokenDeltas to keep that small: the first at once, then at "
+        f"most one every {DELTA_INTERVAL_S * 1000:g} ms per answer (x generations in flight, up to "
+        f"{DELTA_INTERVAL_MAX_S * 1000:g} ms).",
+        "",
         f"Retrieval, reported apart (retrieval on, {docs} of this repository's documents ingested, "
         f"{retrieval.answers} questions about them, {retrieval.cited} answered with citations): retrieval "
         f"{fmt(median(retrieval.retrieval_ms))} ms median (`GenerationCompleted.timings.retrieval_ms`: hybrid "
-        "and dense search in the embed service, question embedding included); generate's handler TTFT "
+        "and dense search in the embed service, question embedding included; the same questions through "
+        f"`POST /v1/search` take {fmt(median(retrieval.search_ms))} ms as a client sees it); generate's handler TTFT "
         f"{fmt(median(retrieval.handler_ttft_ms))} ms and gateway TTFT {fmt(median(retrieval.gateway_ttft_ms))} "
         f"ms with the sources in the prompt ({fmt(median([float(t) for t in retrieval.prompt_tokens]), 0)} prompt "
         f"tokens; without retrieval: {fmt(median(single.handler_ttft_ms))} ms handler TTFT).",
@@ -646,21 +705,32 @@ def report(
         "`tritonserver` from deploy/triton (nvidia-pytriton's binary, the gyre_llm Python-backend model running "
         "the same onnxruntime-genai model on CPU, onnxruntime's default threads).",
         "",
-        "| backend | version | TTFT | tokens/s | vs onnx tokens/s | same text as onnx |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| backend | version | TTFT | tokens/s | vs onnx tokens/s | CPU ms / answer (all its processes) | same text |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     base = next((b for b in backends if b.samples and b.name.startswith("onnx")), None)
     base_rate = median([s.tokens_per_s for s in base.samples]) if base else float("nan")
     for b in backends:
         if not b.samples:
-            lines.append(f"| {b.name} | {b.version} | n/a | n/a | n/a | {b.error or 'no run'} |")
+            lines.append(f"| {b.name} | {b.version} | n/a | n/a | n/a | n/a | {b.error or 'no run'} |")
             continue
         rate = median([s.tokens_per_s for s in b.samples])
         same = "yes" if base and all(s.text == base.samples[0].text for s in b.samples) else "no"
         lines.append(
             f"| {b.name} | `{b.version}` | {fmt(median([s.ttft_ms for s in b.samples]))} ms | {fmt(rate)} | "
-            f"{rate / base_rate:.2f} | {same} |"
+            f"{rate / base_rate:.2f} | {fmt(b.cpu_ms, 0)} | {same} |"
         )
+    by_name = {b.name.split(" ")[0]: b for b in backends if b.samples}
+    if {"onnx", "openai", "triton"} <= by_name.keys():
+        onnx, openai, triton = by_name["onnx"], by_name["openai"], by_name["triton"]
+        lines += [
+            "",
+            f"CPU per answer, every process each backend involves: onnx {fmt(onnx.cpu_ms, 0)} ms, openai "
+            f"{fmt(openai.cpu_ms, 0)} ms, triton {fmt(triton.cpu_ms, 0)} ms. The openai path carries the "
+            "gateway's costs (above) plus its own HTTP client; the triton path sends every token as its own "
+            "response, from the model's Python stub through shared memory to tritonserver and on as a gRPC "
+            "stream message, work that runs on the same 2 cores as the model's threads.",
+        ]
     lines += ["", END, ""]
     return "\n".join(lines)
 
@@ -685,7 +755,7 @@ def load_average() -> float:
 
 
 async def run_async(
-    args: argparse.Namespace, stack: LocalStack, model_dir: Path, triton_url: str | None, triton_error: str,
+    args: argparse.Namespace, stack: LocalStack, model_dir: Path, triton: TritonServer | None, triton_error: str,
     loads: dict[str, float],
 ) -> tuple[SingleStream, Hops, RetrievalRun, int, tuple[list[Level], list[Level]], list[BackendRun]]:
     bus = await connect(load_settings({}, nats_url=stack.nats_url), name="bench-generation")
@@ -705,7 +775,7 @@ async def run_async(
         levels = await concurrency(stack, raw, lambda c: max(args.rounds, -(-args.requests_per_level // c)))
         loads["part 3"] = load_average()
         log("3. three backends")
-        backends = await three_backends(raw, stack, triton_url, triton_error, model_dir, args.runs)
+        backends = await three_backends(raw, stack, triton, triton_error, model_dir, args.runs)
         loads["end"] = load_average()
     finally:
         await raw.close()
@@ -715,7 +785,7 @@ async def run_async(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runs", type=int, default=7, help="measured runs per side (single stream, backends)")
+    parser.add_argument("--runs", type=int, default=11, help="measured runs per side (single stream, backends)")
     parser.add_argument("--probe-runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="rounds per concurrency level (at least)")
     parser.add_argument("--requests-per-level", type=int, default=8, help="requests per level (rounds grow to it)")
@@ -734,9 +804,9 @@ def main() -> None:
             extra_env={"GYRE_API_KEYS": f"{KEY}:{TENANT}", "GYRE_ONNX_THREADS": str(THREADS)},
         )
         log("starting the local stack")
-        with stack, _maybe_triton(model_dir, skip=args.no_triton) as (triton_url, triton_error):
+        with stack, _maybe_triton(model_dir, skip=args.no_triton) as (triton, triton_error):
             log(f"stack up in {time.perf_counter() - started:.1f} s")
-            results = asyncio.run(run_async(args, stack, model_dir, triton_url, triton_error, loads))
+            results = asyncio.run(run_async(args, stack, model_dir, triton, triton_error, loads))
     duration = time.perf_counter() - started
     text = report(args, *results, duration_s=duration, loads=loads)
     print(text)
@@ -747,19 +817,19 @@ def main() -> None:
 
 
 @contextmanager
-def _maybe_triton(model_dir: Path, *, skip: bool) -> Iterator[tuple[str | None, str]]:
+def _maybe_triton(model_dir: Path, *, skip: bool) -> Iterator[tuple[TritonServer | None, str]]:
     if skip:
         yield None, "skipped (--no-triton)"
         return
     try:
         server = triton_server(model_dir)
-        url = server.__enter__()
+        running = server.__enter__()
     except Exception as exc:  # reported in the table; the other figures still count
         log(f"tritonserver unavailable: {exc}")
         yield None, f"tritonserver unavailable: {str(exc)[:200]}"
         return
     try:
-        yield url, ""
+        yield running, ""
     finally:
         server.__exit__(None, None, None)
 

@@ -68,11 +68,15 @@ BLOCKED_QUESTION_ANSWER = "I can't answer that: the question contains a term thi
 HEARTBEAT_S = 20.0
 _WORDS = re.compile(r"\s*\S+")
 # A TokenDelta per token costs every hop once per token (encoding, NATS, the gateway's decoding and
-# SSE chunk, the client's parsing): on a small CPU that work competes with the model itself (issue-4
-# benchmark: 0.76 of the raw backend's tokens/s with one message per token). Deltas are coalesced
-# instead: the first goes out at once, later ones at most every 20 ms (a token takes ~7 ms here),
-# which a reader cannot tell from per-token streaming, or as soon as this much text is waiting.
-DELTA_INTERVAL_S = 0.02
+# SSE chunk, the client's parsing), and on a small CPU each hop's wake-up preempts the model's own
+# threads (issue-4 benchmark: 0.66-0.75 of the raw backend's tokens/s with one message per token).
+# So deltas are coalesced: the first goes out at once (time to first token), later ones at most every
+# DELTA_INTERVAL_S (a token takes ~7 ms on 2 cores: 3-4 tokens a message, 40 updates a second, which
+# a reader cannot tell from per-token streaming), or as soon as DELTA_MAX_CHARS are waiting. With
+# several generations in flight the replica's message rate is what counts: the interval grows with
+# them (x in flight), up to DELTA_INTERVAL_MAX_S, so 8 streams send about as many messages as one.
+DELTA_INTERVAL_S = 0.025
+DELTA_INTERVAL_MAX_S = 0.1
 DELTA_MAX_CHARS = 256
 
 
@@ -96,15 +100,18 @@ class DeltaCoalescer:
     """Publishes one answer's text as numbered TokenDeltas, in order, without losing or reordering any.
 
     The first piece goes out at once (time to first token). Later pieces are held until
-    ``interval_s`` after the previous message (a timer publishes them then, so nothing waits longer
-    while the model is slow) or until ``max_chars`` are waiting: one message carries several tokens
-    when they come fast, one token when they come slowly. ``close`` publishes what is held; the
-    concatenated texts are exactly what was added. An interval of 0 publishes every piece at once.
+    ``interval_s`` (seconds, or a function asked each time) after the previous message (a timer
+    publishes them then, so nothing waits longer while the model is slow) or until ``max_chars`` are
+    waiting: one message carries several tokens when they come fast, one token when they come
+    slowly. ``close`` publishes what is held; the concatenated texts are exactly what was added. An
+    interval of 0 publishes every piece at once.
     """
 
-    def __init__(self, emit: Callable[[int, str], Awaitable[None]], interval_s: float, max_chars: int) -> None:
+    def __init__(
+        self, emit: Callable[[int, str], Awaitable[None]], interval_s: float | Callable[[], float], max_chars: int
+    ) -> None:
         self._emit = emit
-        self._interval_s = interval_s
+        self._interval_s = interval_s if callable(interval_s) else (lambda: interval_s)
         self._max_chars = max_chars
         self._held: list[str] = []
         self._held_chars = 0
@@ -124,7 +131,7 @@ class DeltaCoalescer:
         self._held.append(text)
         self._held_chars += len(text)
         loop = asyncio.get_running_loop()
-        due = self._last + self._interval_s
+        due = self._last + self._interval_s()
         if self._held_chars >= self._max_chars or loop.time() >= due:
             await self.flush()
         elif self._timer is None:
@@ -219,6 +226,7 @@ class GenerateHandler:
     max_source_tokens: int = 1536
     expire_after_s: float = 120.0
     delta_interval_s: float = DELTA_INTERVAL_S
+    delta_interval_max_s: float = DELTA_INTERVAL_MAX_S
     delta_max_chars: int = DELTA_MAX_CHARS
 
     # -- the request ------------------------------------------------------------------------
@@ -310,7 +318,7 @@ class GenerateHandler:
         template: PromptTemplate, prompt: Prompt, params: GenerationParams, flagged: tuple[str, ...],
     ) -> Answer:
         stream = self.generator.stream(prompt.messages, params)
-        deltas = DeltaCoalescer(partial(self._emit, event), self.delta_interval_s, self.delta_max_chars)
+        deltas = DeltaCoalescer(partial(self._emit, event), self._delta_interval, self.delta_max_chars)
 
         async def read() -> None:
             async for delta in stream:
@@ -329,6 +337,11 @@ class GenerateHandler:
         # What is held goes out before GenerationCompleted: the streamed text is the whole answer.
         await deltas.close(guard.finish())
         return self._model_answer(stream, guard, template, prompt, flagged, cancelled)
+
+    def _delta_interval(self) -> float:
+        """The least time between two TokenDeltas of one answer (see DELTA_INTERVAL_S)."""
+        in_flight = max(1, self.running.in_flight)
+        return min(self.delta_interval_s * in_flight, max(self.delta_interval_max_s, self.delta_interval_s))
 
     @staticmethod
     def _model_answer(
