@@ -94,7 +94,7 @@ def _sample_value(t: mi.Type, name: str, full: bool) -> Any:
         return {"nested": [1, "two"]}
     if isinstance(t, mi.StructType):
         return sample(t.cls, full=full)
-    raise NotImplementedError(f"no sample for {t!r} ({name}): extend _sample_value")
+    raise TypeError(f"no sample for {t!r} ({name}): extend _sample_value")
 
 
 def sample(cls: type[Any], *, full: bool = False) -> Any:
