@@ -1,4 +1,4 @@
-"""Monitor service wiring: a subscription to every subject, Prometheus metrics and /stats."""
+"""Monitor service wiring: subscriptions to every stream's subjects, Prometheus metrics and /stats."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from gyre_contracts import DocumentIndexed, EnvelopeError, GenerationCompleted, decode_event
 from gyre_monitor.stats import EventStats
+from gyre_runtime.bus.topology import STREAMS
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service, run_service
@@ -61,7 +62,11 @@ def create_app(settings: Settings) -> Any:
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        await svc.bus.nc.subscribe(svc.bus.subject(">"), cb=on_message)
+        # Every persisted event, from the streams' own subject table. Not `gyre.>`: that would also
+        # deliver every streamed token to the monitor, work on the generation hot path for no figure.
+        for spec in STREAMS:
+            for subject in spec.subjects:
+                await svc.bus.nc.subscribe(svc.bus.subject(subject), cb=on_message)
 
     return service.asgi()
 
