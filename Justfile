@@ -16,9 +16,14 @@ models:
 up: setup models
     .venv/bin/gyre up --samples docs
 
-# Unit, integration (real nats-server) and end-to-end (real stack, real models) tests
+# Unit, integration (real nats-server) and end-to-end (real stack, real models) tests, then the answer-quality gate
 test: setup models
     .venv/bin/python -m pytest -q
+    .venv/bin/python -m tests.eval.gate_check
+
+# The answer-quality gate: a small fixed golden set on the real stack against tests/eval/gate/baseline.json
+eval: setup models
+    .venv/bin/python -m tests.eval.gate_check
 
 # Only the fast tests (no models, no stack)
 test-fast: setup
@@ -34,7 +39,7 @@ lint: setup
     .venv/bin/mypy --strict libs/gyre-contracts/gyre_contracts libs/gyre-runtime/gyre_runtime libs/gyre-cli/gyre_cli \
       services/gateway/gyre_gateway services/ingest/gyre_ingest services/embed/gyre_embed \
       services/generate/gyre_generate services/feedback/gyre_feedback services/improve/gyre_improve \
-      services/monitor/gyre_monitor tools/gen_proto.py
+      services/monitor/gyre_monitor services/evaluate/gyre_evaluate tools/gen_proto.py
 
 # Reliability: SIGKILL embed, then ingest, mid-ingestion and restart them; nothing lost or duplicated (slow, not in `just test`)
 chaos: setup models
@@ -51,6 +56,14 @@ bench-generation: setup models
 # Benchmark on the Python documentation (installs python3.11-doc if missing); results to docs/benchmarks.md
 bench-corpus: setup models
     .venv/bin/python -m tests.bench.corpus --write docs/benchmarks.md
+
+# Answer quality before/after on the Debian documentation corpora (installs the packages if missing); to docs/benchmarks.md
+bench-answers: setup models
+    .venv/bin/python -m tests.bench.answers --write docs/benchmarks.md
+
+# Rebuild the evaluation corpora's golden sets (tests/eval/corpora) from the Debian packages
+eval-corpora: setup
+    .venv/bin/python -m tests.eval.build_corpora
 
 # Regenerate docs/settings.md from the settings object
 docs: setup

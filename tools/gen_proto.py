@@ -46,7 +46,7 @@ ASYNCAPI_FILE = "asyncapi.yaml"
 README_FILE = "README.md"
 REGENERATE_HINT = "run `just proto` (python tools/gen_proto.py) and commit proto/"
 
-SERVICES = ("gateway", "ingest", "embed", "generate", "feedback", "improve", "monitor")
+SERVICES = ("gateway", "ingest", "embed", "generate", "feedback", "improve", "evaluate", "monitor")
 
 # Streams and durable consumers come from the runtime's topology table, the one place they are
 # declared; core NATS subscriptions (no stream behind them) are listed here.
@@ -97,15 +97,16 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
         "gyre.improve.prompt_promoted",
         "gyre.improve.model_promoted",
     ),
+    "evaluate": ("gyre.evaluate.progress", "gyre.evaluate.completed"),
     "monitor": ("gyre.monitor.alert",),
 }
 
 # Request/reply subjects: request and reply event, the responder (a queue group named
 # after it) and the services that ask.
 REQUEST_REPLY: dict[str, tuple[type[Event], type[Event], str, tuple[str, ...]]] = {
-    "gyre.retrieve": (RetrieveRequest, RetrieveResult, "embed", ("gateway", "generate")),
+    "gyre.retrieve": (RetrieveRequest, RetrieveResult, "embed", ("gateway", "generate", "evaluate")),
     "gyre.embeddings": (EmbedRequest, EmbedResult, "embed", ("gateway",)),
-    "gyre.generate.load": (GenerationLoadRequest, GenerationLoad, "generate", ("gateway",)),
+    "gyre.generate.load": (GenerationLoadRequest, GenerationLoad, "generate", ("gateway", "evaluate")),
 }
 
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"

@@ -44,7 +44,7 @@ from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.generation import ChatTurn, GenerationParams, GenerationStream
 from gyre_runtime.service import Service
-from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, PromptError, PromptRegistry
+from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, LEGACY_TEMPLATE, TEMPLATE_FIELDS, PromptError, PromptRegistry
 
 # -- the registry -------------------------------------------------------------------------------
 
@@ -227,6 +227,9 @@ async def generate(settings: Settings, bus: Bus) -> AsyncIterator[tuple[Service,
         await Publisher(bus, "embed").reply(msg, RetrieveResult(tenant=request.tenant, hits=hits))
 
     responder = await bus.nc.subscribe(bus.subject("retrieve"), queue="embed", cb=retrieve)
+    # These tests are about streaming and the bus: the template that streams the model's text as it
+    # comes (the current default checks an answer before sending it: see the grounding tests below).
+    await PromptRegistry(await bus.kv("gyre_prompts")).seed(LEGACY_TEMPLATE)
     app = create_app(settings, open_model=lambda _: model)
     service: Service = app.state.service
     await service.start()
@@ -375,3 +378,46 @@ async def test_the_load_reply_counts_generations_in_flight_against_capacity(
     assert (busy.in_flight, busy.queued) == (10, 2)  # 8 running here, 2 waiting in the stream
     await asyncio.gather(*running)
     assert (await load()).in_flight == 0
+
+
+# -- the default answer path: the grounding check ------------------------------------------------
+
+
+async def label_default(bus: Bus) -> None:
+    registry = PromptRegistry(await bus.kv("gyre_prompts"))
+    template = await registry.put("rag-answer", {f: getattr(DEFAULT_TEMPLATE, f) for f in TEMPLATE_FIELDS})
+    await registry.set_label("rag-answer", "grounded", template.version)
+
+
+async def test_the_default_checks_an_answer_against_its_sources_before_sending_it(
+    generate: tuple[Service, ScriptedModel], bus: Bus
+) -> None:
+    _, model = generate
+    await label_default(bus)
+    supported, deltas = await ask(bus, "Who invented Zorbulon?", label="grounded")
+    assert isinstance(supported, GenerationCompleted)
+    assert supported.answer == "Mira Castellane invented it [1]." == "".join(deltas)
+    assert supported.grounding is not None and supported.grounding.action == "kept"
+    assert [c.number for c in supported.citations] == [1] and len(supported.sources) == 1
+    # The sources sit in the question's turn, cut to the sentences closest to the question.
+    assert "[1] Zorbulon: The Zorbulon protocol" in model.prompts[-1][-1][1]
+
+    model.answer = "Zorbulon is a Python library for web scraping written at Google."
+    invented, deltas = await ask(bus, "Who invented Zorbulon?", label="grounded")
+    assert isinstance(invented, GenerationCompleted)
+    assert invented.grounding is not None and invented.grounding.action == "extractive"
+    assert "grounding_extractive" in invented.guardrails
+    # Nothing the model made up reaches the client: the answer quotes the source and cites it.
+    assert "Python library" not in "".join(deltas) and "Mira Castellane" in invented.answer
+    assert [c.document_id for c in invented.citations] == ["zorbulon"]
+
+
+async def test_the_default_stops_a_looping_answer(generate: tuple[Service, ScriptedModel], bus: Bus) -> None:
+    _, model = generate
+    await label_default(bus)
+    model.answer = "Mira Castellane invented it [1]. " + "The protocol is a protocol of protocols. " * 30
+    completed, _ = await ask(bus, "Who invented Zorbulon?", label="grounded", max_tokens=300)
+    assert isinstance(completed, GenerationCompleted)
+    assert completed.grounding is not None and completed.grounding.loop_cut
+    assert completed.usage.completion_tokens < 60  # stopped soon after the loop began, not at max_tokens
+    assert completed.answer.count("protocol of protocols") <= 1

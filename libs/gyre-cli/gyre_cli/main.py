@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from gyre_cli import ingest_command, keys_command, prompts_command, reindex_command, tenants_command
+from gyre_cli import eval_command, ingest_command, keys_command, prompts_command, reindex_command, tenants_command
 from gyre_cli.client import GatewayClient, find_documents
 from gyre_cli.stack import LocalStack, StackError, ensure_api_key
 from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
@@ -22,7 +22,8 @@ def _ports_from_env() -> tuple[dict[str, int], int, int]:
     ports["gateway"] = int(os.environ.get("GYRE_GATEWAY_PORT", str(ports["gateway"])))
     base = os.environ.get("GYRE_PORT_BASE")
     if base:
-        for offset, name in enumerate(("ingest", "embed", "generate", "feedback", "improve", "monitor"), start=1):
+        services = ("ingest", "embed", "generate", "feedback", "improve", "monitor", "evaluate")
+        for offset, name in enumerate(services, start=1):
             ports[name] = int(base) + offset
     nats_port = int(os.environ.get("GYRE_NATS_PORT", "4222"))
     return ports, nats_port, int(os.environ.get("GYRE_NATS_MONITOR_PORT", "8222"))
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     keys_command.add_parser(sub)
     reindex_command.add_parser(sub)
     prompts_command.add_parser(sub)
+    eval_command.add_parser(sub)
     settings = sub.add_parser("settings", help="print the settings table (Markdown)")
     settings.set_defaults(func=cmd_settings)
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ import httpx
 from gyre_runtime.config import DEFAULT_PORTS
 from gyre_runtime.service import port_is_free
 
-SERVICES = ("ingest", "embed", "generate", "feedback", "improve", "monitor", "gateway")
+SERVICES = ("ingest", "embed", "generate", "feedback", "improve", "evaluate", "monitor", "gateway")
 HOST = "127.0.0.1"
 NATS_MAX_PAYLOAD = 16 * 1024 * 1024
 

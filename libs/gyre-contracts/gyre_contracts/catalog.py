@@ -16,6 +16,7 @@ from gyre_contracts.embed import (
     RetrieveRequest,
     RetrieveResult,
 )
+from gyre_contracts.evaluate import EvaluationCompleted, EvaluationProgress, EvaluationRequested
 from gyre_contracts.feedback import FeedbackRecorded, FeedbackRejected, FeedbackSubmitted
 from gyre_contracts.generate import (
     GenerationCancelRequested,
@@ -26,7 +27,7 @@ from gyre_contracts.generate import (
     GenerationRequested,
     TokenDelta,
 )
-from gyre_contracts.improve import DatasetBuilt, EvaluationCompleted, ModelPromoted, PromptPromoted
+from gyre_contracts.improve import CandidateEvaluated, DatasetBuilt, ModelPromoted, PromptPromoted
 from gyre_contracts.ingest import DocumentAccepted, DocumentDeletionRequested, DocumentRejected, DocumentSubmitted
 from gyre_contracts.monitor import Alert, DeadLetter
 
@@ -57,6 +58,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     FeedbackRecorded,
     FeedbackRejected,
     DatasetBuilt,
+    CandidateEvaluated,
+    EvaluationRequested,
+    EvaluationProgress,
     EvaluationCompleted,
     PromptPromoted,
     ModelPromoted,

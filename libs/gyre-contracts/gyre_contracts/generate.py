@@ -35,6 +35,10 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="gyre.generate.r
     stream: bool = True
     prompt_label: str = "production"
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    retrieval_mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    # "evaluation": sent by the evaluate service; never counted as user traffic (no feedback joins,
+    # not in the monitor's user figures).
+    purpose: Literal["user", "evaluation"] = "user"
 
 
 class TokenDelta(Event, frozen=True, kw_only=True, tag="gyre.generate.token.v1"):
@@ -67,6 +71,23 @@ class Timings(Model, frozen=True, kw_only=True):
     retrieval_ms: float
     time_to_first_token_ms: float
     total_ms: float
+    # CPU time the generate process spent while this request ran (all its threads; requests that ran
+    # at the same time share it, so it is exact only when one runs at a time).
+    cpu_ms: float | None = None
+
+
+class Grounding(Model, frozen=True, kw_only=True):
+    """The grounding check of an answer: how many of its sentences the cited sources support.
+
+    ``action``: ``kept`` (every sentence supported), ``trimmed`` (unsupported sentences dropped),
+    ``extractive`` (too little supported: the answer is the best-supporting source sentences, quoted),
+    ``none`` (no sources to check against: retrieval off, or a fixed answer).
+    """
+
+    action: Literal["kept", "trimmed", "extractive", "none"]
+    supported_sentences: int = 0
+    checked_sentences: int = 0
+    loop_cut: bool = False  # the model started repeating itself and was stopped
 
 
 class GenerationCompleted(Event, frozen=True, kw_only=True, tag="gyre.generate.completed.v1"):
@@ -82,6 +103,10 @@ class GenerationCompleted(Event, frozen=True, kw_only=True, tag="gyre.generate.c
     prompt_version: str
     guardrails: tuple[str, ...] = ()  # guardrails that acted: pii_redacted, blocked_term, injection_flagged ...
     completed_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    purpose: Literal["user", "evaluation"] = "user"
+    grounding: Grounding | None = None
+    # Every source the prompt held (``citations`` are only those the answer cites).
+    sources: tuple[Citation, ...] = ()
 
 
 class GenerationCancelRequested(Event, frozen=True, kw_only=True, tag="gyre.generate.cancel.v1"):
@@ -92,11 +117,26 @@ class GenerationCancelRequested(Event, frozen=True, kw_only=True, tag="gyre.gene
     reason: str = "client disconnected"
 
 
+# Why a generation failed, for machines: the gateway maps each to an HTTP status (docs/architecture.md).
+FailureCode = Literal[
+    "",  # unknown (publishers older than the codes)
+    "invalid_request",  # a parameter out of range, no user message: the requester can fix it (400)
+    "context_length_exceeded",  # the input does not fit the model's context (400)
+    "unknown_prompt_label",  # no such prompt name, label or version (404)
+    "unknown_model",  # no such model (404)
+    "expired",  # the request waited longer than a client waits (503: resend it)
+    "retrieval_unavailable",  # the retrieval service did not answer (503)
+    "model_failed",  # the backend failed while generating (502)
+]
+
+
 class GenerationFailed(Event, frozen=True, kw_only=True, tag="gyre.generate.failed.v1"):
     subject: ClassVar[str] = "generate.failed"
     request_id: str
     error: str
     failed_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    code: FailureCode = ""
+    purpose: Literal["user", "evaluation"] = "user"
 
 
 class GenerationLoadRequest(Event, frozen=True, kw_only=True, tag="gyre.generate.load_request.v1"):

@@ -19,7 +19,9 @@ class DatasetBuilt(Event, frozen=True, kw_only=True, tag="gyre.improve.dataset.v
     built_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
-class EvaluationCompleted(Event, frozen=True, kw_only=True, tag="gyre.improve.evaluated.v1"):
+class CandidateEvaluated(Event, frozen=True, kw_only=True, tag="gyre.improve.evaluated.v1"):
+    """Deprecated: the evaluate service's EvaluationCompleted replaces it; kept until no one publishes it."""
+
     subject: ClassVar[str] = "improve.evaluated"
     name: str
     candidate: str

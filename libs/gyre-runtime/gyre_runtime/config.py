@@ -21,6 +21,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "feedback": 8094,
     "improve": 8095,
     "monitor": 8096,
+    "evaluate": 8097,
 }
 
 
@@ -135,6 +136,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     prompt_name: Annotated[str, _doc("Prompt template (`gyre prompts`) the generate service answers with.")] = (
         "rag-answer"
     )
+    evaluation_concurrency: Annotated[
+        int, msgspec.Meta(ge=1, le=64), _doc("Golden items one evaluation asks the live pipeline at once.")
+    ] = 2
+    evaluation_item_timeout_s: Annotated[
+        float,
+        msgspec.Meta(gt=0),
+        _doc("An evaluation item with no word from generate this long ends the run if no generate replica answers."),
+    ] = 120.0
     blocked_terms: Annotated[
         str,
         _doc(

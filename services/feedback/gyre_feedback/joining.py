@@ -16,6 +16,13 @@ def join_feedback(feedback: FeedbackSubmitted, generation: GenerationCompleted |
     if generation is None or generation.tenant != feedback.tenant:
         # Another tenant's request looks exactly like an unknown one: nothing leaks across tenants.
         return f"unknown request_id {feedback.request_id!r}: no generation with that id for this tenant"
+    if generation.purpose == "evaluation":
+        # Evaluation answers are graded by the evaluate service; a rating here would enter the
+        # user feedback that improve learns from as if a user had judged them.
+        return (
+            f"request_id {feedback.request_id!r} is an evaluation run's generation, not a user's answer: "
+            "only answers to user requests take feedback"
+        )
     problem = rating_problem(feedback.rating)
     if problem:
         return problem

@@ -16,6 +16,7 @@ from gyre_gateway.chat.api_router import router as chat_router
 from gyre_gateway.documents.api_router import router as documents_router
 from gyre_gateway.embeddings.api_router import router as embeddings_router
 from gyre_gateway.errors import install_error_handlers
+from gyre_gateway.evaluations.api_router import router as evaluations_router
 from gyre_gateway.feedback.api_router import router as feedback_router
 from gyre_gateway.media_type import require_readable_body
 from gyre_gateway.metrics import RequestMetricsMiddleware
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for router in (documents_router, search_router, chat_router, embeddings_router, models_router, feedback_router):
         app.include_router(router)
+    app.include_router(evaluations_router)
     app.include_router(web_router)  # the chat page at / and /chat
     return app
 

@@ -8,6 +8,9 @@ from gyre_gateway.errors import ApiError
 
 API_PREFIX = "/v1/"
 MULTIPART_ROUTES = frozenset({"/v1/documents/upload"})
+# Golden sets are JSONL files: their route also reads them as sent (or as JSON {"items": [...]}).
+JSONL_ROUTE_PREFIX = "/v1/evaluations/sets/"
+JSONL_MEDIA_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines", "text/plain"})
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 FORM_MEDIA_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
@@ -27,6 +30,10 @@ def unsupported_media_type(path: str, content_type: str) -> ApiError | None:
         expected = "multipart/form-data (one `files` part per file)"
     elif is_json(media_type):
         return None
+    elif path.startswith(JSONL_ROUTE_PREFIX):
+        if media_type in JSONL_MEDIA_TYPES:
+            return None
+        expected = "application/x-ndjson (one JSON item per line) or application/json"
     else:
         expected = "application/json"
     return ApiError(

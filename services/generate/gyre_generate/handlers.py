@@ -35,26 +35,38 @@ from gyre_contracts import (
     GenerationFailed,
     GenerationLoad,
     GenerationRequested,
+    Grounding,
     Timings,
     TokenDelta,
     Usage,
     decode_event,
     utc_now,
 )
+from gyre_contracts.generate import FailureCode
+from gyre_generate.answer_check import CheckedAnswer, check_answer
 from gyre_generate.limits import (
     RequestRefused,
     check_fits_context,
     check_input_length,
     generation_params,
 )
-from gyre_generate.prompting import Prompt, build_prompt, citations_for, fixed_prompt_tokens, last_user_message
+from gyre_generate.prompting import (
+    Prompt,
+    build_prompt,
+    citations_for,
+    fixed_prompt_tokens,
+    last_user_message,
+    template_text,
+)
 from gyre_generate.retrieval import Retrieval, RetrievalError, Retriever, is_relevant
 from gyre_generate.running import Run, RunningGenerations
+from gyre_generate.selection import cited_sources
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
-from gyre_runtime.generation import GenerationParams, GenerationStream, Generator
-from gyre_runtime.guardrails.answers import AnswerGuard, StreamingGuard
+from gyre_runtime.generation import GenerationParams, Generator
+from gyre_runtime.grounding import is_refusal, loop_start
+from gyre_runtime.guardrails.answers import AnswerGuard
 from gyre_runtime.guardrails.blocked_terms import BlockedTerms
 from gyre_runtime.logging import get_logger
 from gyre_runtime.state.generations import GenerationStore
@@ -87,6 +99,12 @@ async def keep_in_progress(ctx: MessageContext) -> None:
             await ctx.in_progress()
         except Exception as exc:  # a missed heartbeat at worst means a redelivery
             log.warning("in_progress_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def citation_numbers_in(text: str, count: int) -> tuple[int, ...]:
+    """The source numbers an answer cites that exist; every source when it cites none (it answered from all)."""
+    cited = cited_sources(text, count)
+    return cited or tuple(range(1, count + 1))
 
 
 def words_of(text: str) -> list[str]:
@@ -181,6 +199,7 @@ class DeltaCoalescer:
 @dataclass
 class Clock:
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
     first_token_at: float | None = None
     retrieval_ms: float = 0.0
 
@@ -194,6 +213,7 @@ class Clock:
             retrieval_ms=self.retrieval_ms,
             time_to_first_token_ms=((self.first_token_at or done) - self.started) * 1000,
             total_ms=(done - self.started) * 1000,
+            cpu_ms=(time.process_time() - self.cpu_started) * 1000,
         )
 
 
@@ -208,6 +228,12 @@ class Answer:
     completion_tokens: int = 0
     citations: tuple[Citation, ...] = ()
     guardrails: tuple[str, ...] = ()
+    sources: tuple[Citation, ...] = ()
+    grounding: Grounding | None = None
+
+
+# How often (in model pieces) the stream is looked at for a loop: the check is linear in the answer.
+LOOP_CHECK_EVERY = 8
 
 
 @dataclass
@@ -239,8 +265,14 @@ class GenerateHandler:
                 try:
                     guard = await self._guard(event.tenant)
                     answer = await self._answer(event, run, clock, guard)
-                except (RequestRefused, PromptError, RetrievalError) as exc:
-                    await self._fail(event, str(exc))
+                except RequestRefused as exc:
+                    await self._fail(event, str(exc), exc.code)
+                    return
+                except PromptError as exc:
+                    await self._fail(event, str(exc), "unknown_prompt_label")
+                    return
+                except RetrievalError as exc:
+                    await self._fail(event, str(exc), "retrieval_unavailable")
                     return
             await self._complete(event, answer, clock, guard)
         finally:
@@ -251,13 +283,14 @@ class GenerateHandler:
         if waited_s > self.expire_after_s:
             raise RequestRefused(
                 f"expired: the request waited {waited_s:.0f}s before a generate replica took it, longer than a "
-                f"client waits ({self.expire_after_s:g}s, GYRE_REQUEST_TIMEOUT_S); send it again"
+                f"client waits ({self.expire_after_s:g}s, GYRE_REQUEST_TIMEOUT_S); send it again",
+                "expired",
             )
         count = self.generator.count_tokens
         check_input_length(event.messages, count, self.max_input_tokens)
         template = await self.prompts.resolve(self.prompt_name, label=event.prompt_label or "production")
         params = generation_params(event.params, self.generator.context_length)
-        fixed = fixed_prompt_tokens(template.system_with_sources, event.messages, count)
+        fixed = fixed_prompt_tokens(template_text(template), event.messages, count)
         check_fits_context(fixed, params.max_tokens, self.generator.context_length)
         if run.cancelled:
             return Answer("", "cancelled", template.ref)
@@ -265,10 +298,11 @@ class GenerateHandler:
             log.info("question_refused_blocked_term", request_id=event.request_id, tenant=event.tenant)
             return await self._fixed(event, BLOCKED_QUESTION_ANSWER, template, "content_filter", ("blocked_term",))
         budget = self.generator.context_length - params.max_tokens
-        retrieval = await self._retrieve(event) if event.retrieval and event.top_k > 0 else None
+        min_score = self.min_score if template.min_relevance is None else template.min_relevance
+        retrieval = await self._retrieve(event, min_score) if event.retrieval and event.top_k > 0 else None
         if retrieval is not None:
             clock.retrieval_ms = retrieval.retrieval_ms
-            if not is_relevant(retrieval, self.min_score):
+            if not is_relevant(retrieval, min_score):
                 log.info("nothing_relevant", request_id=event.request_id, best=retrieval.best_similarity)
                 return await self._fixed(event, template.no_answer_text, template, "stop")
         prompt = build_prompt(
@@ -283,12 +317,13 @@ class GenerateHandler:
             return await self._fixed(event, template.no_answer_text, template, "stop", flagged)
         if run.cancelled:
             return Answer("", "cancelled", template.ref, guardrails=flagged)
-        return await self._generate(event, run, clock, guard.streaming(), template, prompt, params, flagged)
+        return await self._generate(event, run, clock, guard, template, prompt, params, flagged)
 
-    async def _retrieve(self, event: GenerationRequested) -> Retrieval:
+    async def _retrieve(self, event: GenerationRequested, min_score: float) -> Retrieval:
         question = last_user_message(event.messages)
         return await self.retriever.retrieve(
-            event.tenant, question, event.top_k, event.request_id, min_score=self.min_score
+            event.tenant, question, event.top_k, event.request_id, min_score=min_score,
+            mode=event.retrieval_mode,
         )
 
     async def _guard(self, tenant: str) -> AnswerGuard:
@@ -314,50 +349,86 @@ class GenerateHandler:
         return Answer(text, finish_reason, template.ref, guardrails=guardrails)
 
     async def _generate(
-        self, event: GenerationRequested, run: Run, clock: Clock, guard: StreamingGuard,
+        self, event: GenerationRequested, run: Run, clock: Clock, answer_guard: AnswerGuard,
         template: PromptTemplate, prompt: Prompt, params: GenerationParams, flagged: tuple[str, ...],
     ) -> Answer:
+        """The model's answer. Without a grounding check it streams as it comes; with one, the answer is
+        checked against the sources first and then streamed (what a client reads is what was checked)."""
         stream = self.generator.stream(prompt.messages, params)
         deltas = DeltaCoalescer(partial(self._emit, event), self._delta_interval, self.delta_max_chars)
+        checking = template.grounding == "check" and bool(prompt.sources)
+        guard = answer_guard.streaming()
+        pieces: list[str] = []
+        looped = False
 
         async def read() -> None:
+            nonlocal looped
             async for delta in stream:
-                clock.token()
-                await deltas.add(guard.feed(delta))
+                pieces.append(delta)
+                if template.stop_on_loop and len(pieces) % LOOP_CHECK_EVERY == 0 and loop_start("".join(pieces)):
+                    looped = True
+                    break
+                if not checking:
+                    clock.token()
+                    await deltas.add(guard.feed(delta))
+            if looped:
+                await stream.aclose()
 
         try:
             cancelled = await run.pump(stream, read())
         except Exception as exc:  # the backend failed: tell the client now rather than retry later
             deltas.discard()
             log.exception("generation_backend_failed", request_id=event.request_id)
-            raise RequestRefused(f"the model failed: {type(exc).__name__}: {exc}") from exc
+            raise RequestRefused(f"the model failed: {type(exc).__name__}: {exc}", "model_failed") from exc
         except BaseException:  # the handler itself is stopped (service shutdown)
             deltas.discard()
             raise
-        # What is held goes out before GenerationCompleted: the streamed text is the whole answer.
-        await deltas.close(guard.finish())
-        return self._model_answer(stream, guard, template, prompt, flagged, cancelled)
+        finish_reason = "cancelled" if cancelled else ("stop" if looped else (stream.finish_reason or "stop"))
+        usage = {"prompt_tokens": stream.prompt_tokens, "completion_tokens": stream.completion_tokens}
+        if not checking:
+            # What is held goes out before GenerationCompleted: the streamed text is the whole answer.
+            await deltas.close(guard.finish())
+            result = guard.result
+            numbers = None if template.grounding == "off" else citation_numbers_in(result.text, len(prompt.sources))
+            return Answer(
+                text=result.text, finish_reason=finish_reason, prompt_version=template.ref, **usage,
+                citations=citations_for(prompt.sources, numbers), guardrails=flagged + result.acted,
+                sources=citations_for(prompt.sources),
+                grounding=Grounding(action="none", loop_cut=looped),
+            )
+        raw = "".join(pieces)
+        cut = loop_start(raw) if looped else None
+        raw = raw[:cut] if cut else raw
+        if is_refusal(raw, template.no_answer_text):
+            # The model says the sources do not answer: that is the no-answer text, not something to
+            # replace with a quote (the check would find some sentence sharing a word with the question).
+            checked = CheckedAnswer(text="", action="none", supported=0, total=0, cited=())
+        else:
+            checked = check_answer(last_user_message(event.messages), raw, prompt.source_texts)
+        guarded = answer_guard.apply(checked.text or template.no_answer_text)
+        if not cancelled:
+            clock.token()
+            for piece in words_of(guarded.text):
+                await deltas.add(piece)
+        await deltas.close()
+        acted: tuple[str, ...] = (f"grounding_{checked.action}",) if checked.action in ("trimmed", "extractive") else ()
+        acted += ("model_refused",) if not checked.text and checked.action == "none" else ()
+        return Answer(
+            text=guarded.text if not cancelled else "", finish_reason=finish_reason, prompt_version=template.ref,
+            **usage,
+            citations=citations_for(prompt.sources, checked.cited) if checked.text and not cancelled else (),
+            guardrails=flagged + guarded.acted + acted + (("loop_stopped",) if looped else ()),
+            sources=citations_for(prompt.sources),
+            grounding=Grounding(
+                action=checked.action, supported_sentences=checked.supported, checked_sentences=checked.total,
+                loop_cut=looped,
+            ),
+        )
 
     def _delta_interval(self) -> float:
         """The least time between two TokenDeltas of one answer (see DELTA_INTERVAL_S)."""
         in_flight = max(1, self.running.in_flight)
         return min(self.delta_interval_s * in_flight, max(self.delta_interval_max_s, self.delta_interval_s))
-
-    @staticmethod
-    def _model_answer(
-        stream: GenerationStream, guard: StreamingGuard, template: PromptTemplate, prompt: Prompt,
-        flagged: tuple[str, ...], cancelled: bool,
-    ) -> Answer:
-        result = guard.result
-        return Answer(
-            text=result.text,
-            finish_reason="cancelled" if cancelled else (stream.finish_reason or "stop"),
-            prompt_version=template.ref,
-            prompt_tokens=stream.prompt_tokens,
-            completion_tokens=stream.completion_tokens,
-            citations=citations_for(prompt.sources),
-            guardrails=flagged + result.acted,
-        )
 
     # -- results ----------------------------------------------------------------------------
 
@@ -375,6 +446,7 @@ class GenerateHandler:
             timings=clock.timings(),
             finish_reason=answer.finish_reason, model_version=self.generator.version,
             prompt_version=answer.prompt_version, guardrails=tuple(dict.fromkeys(guardrails)),
+            purpose=event.purpose, grounding=answer.grounding, sources=answer.sources,
         )
         # The record first, so feedback on this answer can be joined as soon as the client sees it.
         await self.generations.put(completed)
@@ -385,11 +457,13 @@ class GenerateHandler:
                  prompt_version=completed.prompt_version, guardrails=list(completed.guardrails),
                  total_ms=round(completed.timings.total_ms, 1))
 
-    async def _fail(self, event: GenerationRequested, error: str) -> None:
-        failed = GenerationFailed(tenant=event.tenant, request_id=event.request_id, error=error)
+    async def _fail(self, event: GenerationRequested, error: str, code: FailureCode = "") -> None:
+        failed = GenerationFailed(
+            tenant=event.tenant, request_id=event.request_id, error=error, code=code, purpose=event.purpose
+        )
         await self.publisher.emit(failed, subject=f"generate.stream.{event.request_id}")
         await self.publisher.publish(failed, event_id=derived_id("failed", event.request_id))
-        log.warning("generation_failed", request_id=event.request_id, tenant=event.tenant, error=error)
+        log.warning("generation_failed", request_id=event.request_id, tenant=event.tenant, error=error, code=code)
 
 
 # -- core NATS: cancel requests and load questions ---------------------------------------------

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 from gyre_contracts import ChatMessage, SamplingParams
+from gyre_contracts.generate import FailureCode
 from gyre_generate.prompting import TokenCounter
 from gyre_runtime.generation import GenerationParams
 
@@ -21,7 +22,11 @@ SEED_MODULUS = 2**31
 
 
 class RequestRefused(ValueError):
-    """A request the service will not run as asked; the message is what GenerationFailed says."""
+    """A request the service will not run as asked; the message is what GenerationFailed says, ``code`` its kind."""
+
+    def __init__(self, message: str, code: FailureCode = "invalid_request") -> None:
+        super().__init__(message)
+        self.code: FailureCode = code
 
 
 def input_tokens(messages: Sequence[ChatMessage], count_tokens: TokenCounter) -> int:
@@ -34,7 +39,8 @@ def check_input_length(messages: Sequence[ChatMessage], count_tokens: TokenCount
     if tokens > max_input_tokens:
         raise RequestRefused(
             f"input too long: the messages have {tokens} tokens, the limit is {max_input_tokens} "
-            "(GYRE_MAX_INPUT_TOKENS); shorten the question or the conversation"
+            "(GYRE_MAX_INPUT_TOKENS); shorten the question or the conversation",
+            "context_length_exceeded",
         )
     return tokens
 
@@ -75,5 +81,6 @@ def check_fits_context(fixed_prompt_tokens: int, max_tokens: int, context_length
         raise RequestRefused(
             f"the conversation and instructions take {fixed_prompt_tokens} tokens and max_tokens asks for "
             f"{max_tokens}: more than the model's context of {context_length} tokens; lower max_tokens "
-            "or shorten the conversation"
+            "or shorten the conversation",
+            "context_length_exceeded",
         )

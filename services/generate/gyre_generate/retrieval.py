@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Literal
 
 import nats.errors
 
@@ -71,8 +72,11 @@ class Retriever:
             raise RetrievalError(f"retrieval failed: {result.error}")
         return result
 
-    async def retrieve(self, tenant: str, query: str, top_k: int, request_id: str, *, min_score: float) -> Retrieval:
-        hybrid = RetrieveRequest(tenant=tenant, query=query, top_k=top_k, request_id=request_id, mode="hybrid")
+    async def retrieve(
+        self, tenant: str, query: str, top_k: int, request_id: str, *, min_score: float,
+        mode: Literal["hybrid", "dense", "sparse"] = "hybrid",
+    ) -> Retrieval:
+        hybrid = RetrieveRequest(tenant=tenant, query=query, top_k=top_k, request_id=request_id, mode=mode)
         if min_score <= 0:
             result = await self._ask(hybrid)
             return Retrieval(result.hits, None, result.retrieval_ms)

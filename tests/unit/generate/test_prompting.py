@@ -12,7 +12,7 @@ from gyre_generate.prompting import (
     fixed_prompt_tokens,
     last_user_message,
 )
-from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, PromptTemplate
+from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, LEGACY_TEMPLATE, PromptTemplate
 
 
 def words(text: str) -> int:
@@ -26,7 +26,8 @@ def hit(i: int, text: str, title: str = "") -> RetrievedChunk:
 
 
 QUESTION = (ChatMessage(role="user", content="What is the capital of France?"),)
-TEMPLATE = DEFAULT_TEMPLATE
+# The system-message layout (the first default); the current default's layout is tested at the end.
+TEMPLATE = LEGACY_TEMPLATE
 
 
 def test_sources_are_numbered_in_rank_order_and_duplicates_dropped() -> None:
@@ -116,3 +117,35 @@ def test_the_question_is_the_last_user_message() -> None:
         ChatMessage(role="user", content="second"),
     )
     assert last_user_message(messages) == "second"
+
+
+# -- the current default: few sources, their closest sentences, in the question's turn, best last ---------
+
+
+def test_the_default_puts_the_sources_in_the_question_turn_with_the_best_one_last() -> None:
+    hits = [hit(1, "Paris is the capital of France."), hit(2, "Lyon is a city in France."),
+            hit(3, "France is in Europe."), hit(4, "The Seine flows through Paris.")]
+    prompt = build_prompt(DEFAULT_TEMPLATE, QUESTION, hits, words, budget_tokens=500)
+    system, user = prompt.messages[0][1], prompt.messages[-1][1]
+    assert "Paris" not in system and system.startswith("Answer the question using the numbered sources")
+    assert len(prompt.sources) == DEFAULT_TEMPLATE.max_sources == 3
+    # Numbers stay by rank, the best passage is printed last, right before the question.
+    assert user.index("[3] France") < user.index("[2] Lyon") < user.index("[1] Paris") < user.index("Question:")
+    assert user.rstrip().endswith("Answer in one short sentence.")
+    assert "What is the capital of France?" in user
+
+
+def test_the_default_quotes_only_the_sentences_of_a_chunk_closest_to_the_question() -> None:
+    chunk = hit(1, "France has many regions. Its cuisine is famous. The capital of France is Paris. "
+                   "Wine is made in Bordeaux. Cheese is made everywhere. Trains are fast.")
+    prompt = build_prompt(DEFAULT_TEMPLATE, QUESTION, [chunk], words, budget_tokens=500)
+    quoted = prompt.source_texts[0]
+    assert "The capital of France is Paris." in quoted and "Trains are fast." not in quoted
+    assert quoted in prompt.messages[-1][1]
+
+
+def test_citations_can_be_limited_to_the_sources_an_answer_cites() -> None:
+    hits = [hit(1, "Paris is the capital."), hit(2, "France is in Europe."), hit(3, "Lyon is a city.")]
+    cited = citations_for(hits, (2,))
+    assert [(c.number, c.document_id) for c in cited] == [(2, "d2")]
+    assert citations_for(hits, (7,)) == ()

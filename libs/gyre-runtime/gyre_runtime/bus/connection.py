@@ -11,8 +11,9 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 
-from gyre_runtime.bus.topology import BUCKETS, STREAMS, ConsumerSpec, StreamSpec
+from gyre_runtime.bus.topology import BUCKETS, OBJECT_STORES, STREAMS, ConsumerSpec, StreamSpec
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 
@@ -35,6 +36,9 @@ class Bus:
 
     async def kv(self, bucket: str) -> KeyValue:
         return await self.js.key_value(self.bucket_name(bucket))
+
+    async def object_store(self, bucket: str) -> ObjectStore:
+        return await self.js.object_store(self.bucket_name(bucket))
 
     def bucket_name(self, bucket: str) -> str:
         return bucket.replace("gyre", self.settings.subject_prefix, 1)
@@ -130,7 +134,27 @@ async def ensure_buckets(bus: Bus) -> None:
             log.info("bucket_created", bucket=name)
 
 
+async def ensure_object_stores(bus: Bus) -> None:
+    for spec in OBJECT_STORES:
+        name = bus.bucket_name(spec.name)
+        try:
+            await bus.js.object_store(name)
+        except NotFoundError:
+            try:
+                await bus.js.create_object_store(
+                    name,
+                    js_api.ObjectStoreConfig(
+                        bucket=name, description=spec.description, replicas=bus.settings.stream_replicas,
+                        storage=js_api.StorageType.FILE,
+                    ),
+                )
+            except BadRequestError:  # another replica created it first
+                continue
+            log.info("object_store_created", bucket=name)
+
+
 async def ensure_topology(bus: Bus) -> None:
     """Idempotent: safe for every replica of every service to call at start."""
     await ensure_streams(bus)
     await ensure_buckets(bus)
+    await ensure_object_stores(bus)

@@ -8,6 +8,7 @@ from gyre_contracts import (
     ChunksReady,
     DocumentDeletionRequested,
     DocumentSubmitted,
+    EvaluationRequested,
     Event,
     FeedbackRecorded,
     FeedbackSubmitted,
@@ -49,6 +50,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("GYRE_GENERATE", ("generate.requested", "generate.completed", "generate.failed")),
     StreamSpec("GYRE_FEEDBACK", ("feedback.>",)),
     StreamSpec("GYRE_IMPROVE", ("improve.>",)),
+    StreamSpec("GYRE_EVALUATE", ("evaluate.>",)),
     StreamSpec("GYRE_MONITOR", ("monitor.>",)),
     StreamSpec("GYRE_DLQ", ("dlq.>",), max_age_s=90 * DAY),
 )
@@ -81,6 +83,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ),
     ConsumerSpec("feedback", "feedback", "GYRE_FEEDBACK", ("feedback.submitted",), (FeedbackSubmitted,)),
     ConsumerSpec("improve", "improve", "GYRE_FEEDBACK", ("feedback.recorded",), (FeedbackRecorded,)),
+    # An evaluation runs for minutes: the handler keeps its message in progress, so a replica that dies
+    # mid-run has it redelivered within the ack wait, and the run resumes from the items already scored.
+    # Two runs per replica at once; more wait in the stream (each run saturates the generate replicas).
+    ConsumerSpec(
+        "evaluate", "evaluate", "GYRE_EVALUATE", ("evaluate.requested",), (EvaluationRequested,),
+        ack_wait_s=60.0, max_ack_pending=8, concurrency=2, backoff_s=(5.0, 15.0, 30.0, 60.0, 120.0),
+    ),
 )
 
 
@@ -106,4 +115,12 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("gyre_prompts", history=10, description="prompt templates by name and version, and their labels"),
     BucketSpec("gyre_api_keys", description="API keys by sha256 of the key: tenant, scopes, rate limit, revoked"),
     BucketSpec("gyre_index", history=10, description="vector index: the collection serving search, its model"),
+    BucketSpec("gyre_evaluations", description="evaluation runs: status, progress, metrics; items scored so far"),
+)
+
+
+# Object stores (large values: files, datasets, results).
+OBJECT_STORES: tuple[BucketSpec, ...] = (
+    BucketSpec("gyre_golden_sets", description="golden sets: <tenant>/<set>/<version>.jsonl"),
+    BucketSpec("gyre_evaluations", description="evaluation results: per-item rows and reports, by evaluation id"),
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -23,6 +23,7 @@ from nats.js.kv import KeyValue
 DEFAULT_PROMPT_NAME = "rag-answer"
 DEFAULT_LABELS = ("production", "candidate")
 SOURCES_PLACEHOLDER = "{sources}"
+QUESTION_PLACEHOLDER = "{question}"
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CAS_ATTEMPTS = 20
@@ -39,6 +40,21 @@ class PromptTemplate(msgspec.Struct, frozen=True, kw_only=True):
     where the numbered sources go (appended at the end when it is absent). ``system_without_sources``
     is used when retrieval is off. ``no_answer_text`` is the whole answer, sent without calling the
     model, when retrieval found nothing relevant.
+
+    The other fields choose the answer path, so that it is versioned, evaluated and promoted like the
+    text (their defaults are the behaviour of templates written before they existed):
+
+    - ``user_with_sources``: when set, the sources go into the last user turn instead of the system
+      message: this text with ``{sources}`` and ``{question}`` replaced;
+    - ``source_text``: ``chunk`` (whole retrieved chunks) or ``sentences`` (only the sentences of each
+      chunk closest to the question, at most ``max_source_sentences``);
+    - ``max_sources``: at most this many sources (0: as many as fit the token budget);
+    - ``best_source_last``: list the best source last, closest to the question (numbers stay by rank);
+    - ``grounding``: ``check`` drops answer sentences the sources do not support, falls back to quoting
+      the best source sentences when too little is supported, and cites only what the answer uses;
+    - ``stop_on_loop``: stop the model as soon as it starts repeating itself;
+    - ``min_relevance``: the "don't know" gate: below this cosine similarity of the best dense hit
+      nothing retrieved is relevant and the answer is ``no_answer_text`` (None: GYRE_RETRIEVAL_MIN_SCORE).
     """
 
     name: str
@@ -48,6 +64,14 @@ class PromptTemplate(msgspec.Struct, frozen=True, kw_only=True):
     no_answer_text: str
     created_at: dt.datetime = msgspec.field(default_factory=_now)
     description: str = ""
+    user_with_sources: str = ""
+    source_text: Literal["chunk", "sentences"] = "chunk"
+    max_source_sentences: Annotated[int, msgspec.Meta(ge=1, le=50)] = 4
+    max_sources: Annotated[int, msgspec.Meta(ge=0, le=50)] = 0
+    best_source_last: bool = False
+    grounding: Literal["off", "check"] = "off"
+    stop_on_loop: bool = False
+    min_relevance: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
 
     @property
     def ref(self) -> str:
@@ -55,7 +79,9 @@ class PromptTemplate(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.name}:{self.version}"
 
 
-DEFAULT_TEMPLATE = PromptTemplate(
+# The first default (Gyre 0.1): a long system prompt with every chunk, the model's answer as it comes.
+# Kept to compare against (the answer-quality benchmark runs it as the "before").
+LEGACY_TEMPLATE = PromptTemplate(
     name=DEFAULT_PROMPT_NAME,
     version=1,
     system_with_sources=(
@@ -65,11 +91,37 @@ DEFAULT_TEMPLATE = PromptTemplate(
     ),
     system_without_sources="You are a helpful assistant. Answer briefly and accurately.",
     no_answer_text="I don't know: none of the indexed documents answers that.",
+    description="the first default template (whole chunks in the system message, no grounding check)",
+    min_relevance=0.2,  # GYRE_RETRIEVAL_MIN_SCORE's default then
+)
+
+# The default, chosen by measurement (docs/benchmarks.md, "Answer quality"): a tiny model answers
+# best from a short instruction, few sources cut to their sentences closest to the question, the best
+# one next to the question, and a request for a short answer; every answer is checked against them.
+DEFAULT_TEMPLATE = PromptTemplate(
+    name=DEFAULT_PROMPT_NAME,
+    version=1,
+    system_with_sources="Answer the question using the numbered sources. Cite a source like [1].",
+    user_with_sources="{sources}\n\nQuestion: {question}\nAnswer in one short sentence.",
+    system_without_sources="You are a helpful assistant. Answer briefly and accurately.",
+    no_answer_text="I don't know: none of the indexed documents answers that.",
+    source_text="sentences",
+    max_source_sentences=3,
+    max_sources=3,
+    best_source_last=True,
+    grounding="check",
+    stop_on_loop=True,
     description="the default template, seeded at first start",
 )
 
 # The fields a template file may set (``gyre prompts put``).
-TEMPLATE_FIELDS = ("system_with_sources", "system_without_sources", "no_answer_text", "description")
+TEMPLATE_FIELDS = (
+    "system_with_sources", "system_without_sources", "no_answer_text", "description", "user_with_sources",
+    "source_text", "max_source_sentences", "max_sources", "best_source_last", "grounding", "stop_on_loop",
+    "min_relevance",
+)
+# Fields a new prompt must set (the others have defaults).
+REQUIRED_TEMPLATE_FIELDS = ("system_with_sources", "system_without_sources", "no_answer_text")
 
 
 class PromptError(LookupError):
@@ -183,13 +235,15 @@ class PromptRegistry:
             latest = await self.get(name, versions[-1]) if versions else None
             values: dict[str, Any] = {f: getattr(latest, f) for f in TEMPLATE_FIELDS} if latest else {}
             values.update(fields)
-            missing = [f for f in TEMPLATE_FIELDS if f != "description" and not str(values.get(f) or "").strip()]
+            missing = [f for f in REQUIRED_TEMPLATE_FIELDS if not str(values.get(f) or "").strip()]
             if missing:
                 raise PromptError(f"prompt {name!r}: {', '.join(missing)} missing or empty")
-            for key, value in values.items():
-                if not isinstance(value, str):
-                    raise PromptError(f"prompt {name!r}: {key} must be text, not {type(value).__name__}")
-            template = PromptTemplate(name=name, version=(versions[-1] if versions else 0) + 1, **values)
+            try:
+                template = msgspec.convert(
+                    {**values, "name": name, "version": (versions[-1] if versions else 0) + 1}, PromptTemplate
+                )
+            except msgspec.ValidationError as exc:
+                raise PromptError(f"prompt {name!r}: {exc}") from exc
             try:
                 await self.kv.create(template_key(name, template.version), msgspec.json.encode(template))
             except KeyWrongLastSequenceError:

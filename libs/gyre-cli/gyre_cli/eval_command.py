@@ -1,0 +1,612 @@
+"""`gyre eval`: golden sets, evaluation runs, their metrics, comparisons, reports and charts, through the gateway.
+
+  gyre eval sets put NAME FILE.jsonl                 store FILE as the next version of set NAME
+  gyre eval sets list
+  gyre eval sets show NAME [--version N]             counts and the first items
+  gyre eval sets export NAME [--version N] [-o FILE]
+  gyre eval run SET [--prompt-label L] [--model M] [--mode hybrid|dense|sparse] [--top-k K]
+                [--max-tokens N] [--temperature T] [--baseline ID] [--floor metric=value ...] [--wait]
+  gyre eval show ID [--items] [--report FILE] [--chart FILE]
+  gyre eval compare BASELINE CANDIDATE
+  gyre eval synth --tenant T --n N [--seed S] [-o FILE | --put NAME]
+
+Every command but synth talks to the gateway (--url, default $GYRE_GATEWAY_URL or http://127.0.0.1:8080)
+with an admin key (--key, default $GYRE_API_KEY, else the local stack's <data dir>/api-key). synth reads
+the tenant's indexed chunks from NATS (GYRE_NATS_URL) and writes synthetic items as JSONL.
+
+`compare` prints the service's paired comparison (confidence intervals, p-values) when CANDIDATE was run
+with `--baseline BASELINE`; for any other two completed runs, the plain differences of their metrics.
+
+Exit status: 0 done (with --wait: the run completed and passed its gate, or had none); 1 the run failed,
+its gate failed, or the runs cannot be compared; 2 the gateway refused the request or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import httpx
+
+from gyre_cli.client import GatewayError, gateway_error
+from gyre_cli.ingest_command import read_local_api_key
+from gyre_runtime.config import Settings, load_settings
+
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
+JSONL_MEDIA_TYPE = "application/x-ndjson"
+FINISHED = ("completed", "failed")
+SHOWN_SET_ITEMS = 5
+EXCERPT_CHARS = 70
+
+# Exit statuses (see the module docstring).
+OK, RUN_FAILED, REFUSED = 0, 1, 2
+INTERRUPTED = 130  # Ctrl-C while following a run, as shells report SIGINT
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+class EvalClient:
+    """The gateway's evaluation endpoints; every refusal is a GatewayError with the gateway's message."""
+
+    def __init__(
+        self, base_url: str, api_key: str | None, *, transport: httpx.BaseTransport | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # Checked here, not at start: `synth` without --put needs no key.
+        if not self.api_key:
+            raise GatewayError(
+                "no_api_key", "no API key: pass --key, set GYRE_API_KEY, or start the local stack (`gyre up`)"
+            )
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise GatewayError("connection_error", f"cannot reach the gateway at {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise gateway_error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._request(method, path, **kwargs).json()
+        return body
+
+    def put_set(self, name: str, data: bytes) -> dict[str, Any]:
+        return self._json(
+            "PUT", f"/v1/evaluations/sets/{quote(name, safe='')}", content=data,
+            headers={"Content-Type": JSONL_MEDIA_TYPE},
+        )
+
+    def sets(self) -> list[dict[str, Any]]:
+        sets: list[dict[str, Any]] = self._json("GET", "/v1/evaluations/sets")["sets"]
+        return sets
+
+    def golden_set(self, name: str, version: int = 0) -> dict[str, Any]:
+        return self._json("GET", f"/v1/evaluations/sets/{quote(name, safe='')}", params=_version(version))
+
+    def export_set(self, name: str, version: int = 0) -> bytes:
+        path = f"/v1/evaluations/sets/{quote(name, safe='')}/export"
+        return self._request("GET", path, params=_version(version)).content
+
+    def start(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/v1/evaluations", json=body)
+
+    def evaluation(self, evaluation_id: str, *, items: bool = False) -> dict[str, Any]:
+        params = {"items": "true" if items else "false"}
+        return self._json("GET", f"/v1/evaluations/{quote(evaluation_id, safe='')}", params=params)
+
+    def report(self, evaluation_id: str) -> bytes:
+        return self._request("GET", f"/v1/evaluations/{quote(evaluation_id, safe='')}/report").content
+
+    def chart(self, evaluation_id: str) -> bytes:
+        return self._request("GET", f"/v1/evaluations/{quote(evaluation_id, safe='')}/chart.png").content
+
+
+def _version(version: int) -> dict[str, int]:
+    return {"version": version} if version else {}
+
+
+def client_from(args: argparse.Namespace, settings: Settings | None = None) -> EvalClient:
+    key = args.key or os.environ.get("GYRE_API_KEY") or read_local_api_key((settings or load_settings()).data_path)
+    return EvalClient(args.url, key)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """A metric as people read it: times in whole ms, tokens to a tenth, item counts whole, shares to 3 places."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if metric.endswith("_ms") or "_ms_" in metric or metric == "items" or metric.endswith("_items"):
+        return f"{value:.0f}"
+    if "tokens" in metric:
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def format_signed(metric: str, value: float | None) -> str:
+    text = format_value(metric, value)
+    return text if text == "-" or text.startswith("-") else "+" + text
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned text columns (the last one unpadded), a header and a rule."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [str(cell).ljust(width) for cell, width in zip(cells[:-1], widths, strict=False)]
+        return "  ".join([*padded, str(cells[-1])]).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)])
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    if not metrics:
+        return "no metrics yet"
+    return table(("metric", "value"), [(name, format_value(name, value)) for name, value in metrics.items()])
+
+
+def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The service's paired comparison: both values, the difference with its confidence interval and p-value."""
+    out = []
+    for row in rows:
+        metric = str(row["metric"])
+        low, high = row.get("ci_low"), row.get("ci_high")
+        interval = f"[{format_signed(metric, low)}, {format_signed(metric, high)}]" if low is not None else "-"
+        p_value = row.get("p_value")
+        out.append((
+            metric, format_value(metric, row.get("baseline")), format_value(metric, row.get("candidate")),
+            format_signed(metric, row.get("diff")), interval, "-" if p_value is None else f"{p_value:.3f}",
+            str(row.get("n", "")),
+        ))
+    return table(("metric", "baseline", "candidate", "diff", "95% CI", "p", "n"), out)
+
+
+def differences_table(baseline: dict[str, float], candidate: dict[str, float]) -> str:
+    """Plain differences (candidate - baseline) of every metric either run has."""
+    names = list(dict.fromkeys([*candidate, *baseline]))
+    rows = []
+    for name in names:
+        before, after = baseline.get(name), candidate.get(name)
+        diff = after - before if before is not None and after is not None else None
+        rows.append((name, format_value(name, before), format_value(name, after), format_signed(name, diff)))
+    return table(("metric", "baseline", "candidate", "diff"), rows)
+
+
+def progress_line(run: dict[str, Any]) -> str:
+    progress = run.get("progress") or {}
+    text = f"{run['id']}: {run['status']}, {progress.get('done', 0)}/{progress.get('total', 0)} items scored"
+    if progress.get("errors"):
+        text += f", {progress['errors']} errors"
+    return text
+
+
+def run_summary(run: dict[str, Any]) -> str:
+    """What a run is and what it measured: its header, metrics table, gate verdict and comparison."""
+    lines = [progress_line(run)]
+    what = f"set {run['set']} v{run['set_version']}"
+    if run.get("prompt_version"):
+        what += f", prompt {run['prompt_version']}"
+    if run.get("model_version"):
+        what += f", model {run['model_version']}"
+    if run.get("settings"):
+        what += ", settings " + ", ".join(f"{k}={v}" for k, v in run["settings"].items())
+    lines.append(what)
+    if run["status"] == "failed":
+        lines.append(f"failed: {run.get('reason') or 'no reason given'}")
+    if run.get("metrics"):
+        lines += ["", metrics_table(run["metrics"])]
+    if run.get("passed") is not None:
+        lines += ["", "gate: passed" if run["passed"] else "gate: FAILED"]
+        lines += [f"  - {failure}" for failure in run.get("gate_failures") or []]
+    if run.get("comparison"):
+        lines += ["", f"compared with baseline {run.get('baseline')}:", comparison_table(run["comparison"])]
+    return "\n".join(lines)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def item_verdict(row: dict[str, Any]) -> str:
+    """PASS or FAIL on what the item checks: its must-include terms, or a refusal of an unanswerable question."""
+    if row.get("error"):
+        return "ERROR"
+    score = row.get("score") or {}
+    for check in ("must_include", "unanswerable_refused"):
+        if score.get(check) is not None:
+            return "PASS" if score[check] else "FAIL"
+    return "-"
+
+
+def items_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "no items scored yet"
+    out = []
+    for row in rows:
+        score = row.get("score") or {}
+        answer = row.get("error") or score.get("answer", "")
+        out.append((str(row.get("item_id") or score.get("item_id") or row.get("index", "")), item_verdict(row),
+                    excerpt(score.get("question", ""), 50), excerpt(answer)))
+    return table(("item", "verdict", "question", "answer"), out)
+
+
+def sets_table(sets: Sequence[dict[str, Any]]) -> str:
+    if not sets:
+        return "no golden sets yet: store one with `gyre eval sets put NAME FILE.jsonl`"
+    rows = [(s["name"], str(s["latest"]), ",".join(map(str, s["versions"])), str(s["items"]), s["checksum"][:12])
+            for s in sets]
+    return table(("set", "latest", "versions", "items", "checksum"), rows)
+
+
+def set_summary(golden: dict[str, Any], first: int = SHOWN_SET_ITEMS) -> str:
+    counts = golden["counts"]
+    origins = ", ".join(f"{origin} {count}" for origin, count in counts.get("by_origin", {}).items())
+    lines = [
+        f"{golden['name']} v{golden['version']}: {counts['items']} items ({counts['answerable']} answerable, "
+        f"{counts['unanswerable']} unanswerable, {counts['checked']} checked, {counts['with_labels']} with "
+        f"relevant ids); origins: {origins or '-'}",
+        f"checksum {golden['checksum']}",
+    ]
+    items = golden["items"]
+    if items:
+        lines.append(f"first {min(first, len(items))} of {len(items)}:")
+    for item in items[:first]:
+        if item.get("answerable", True):
+            expects = "must include: " + ", ".join(item["must_include"]) if item.get("must_include") else "answerable"
+        else:
+            expects = "unanswerable"
+        lines.append(f"  {item['id']}: {excerpt(item['question'])} ({expects})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def write_output(data: bytes, path: str | None, out: TextIO) -> None:
+    if path and path != "-":
+        Path(path).write_bytes(data)
+    else:
+        out.write(data.decode("utf-8"))
+        out.flush()
+
+
+def put_receipt(receipt: dict[str, Any]) -> str:
+    if receipt["created"]:
+        return (f"stored {receipt['name']} version {receipt['version']} ({receipt['items']} items, "
+                f"checksum {receipt['checksum'][:12]})")
+    return f"unchanged: {receipt['name']} version {receipt['version']} already holds these {receipt['items']} items"
+
+
+def cmd_sets(args: argparse.Namespace, client: EvalClient, out: TextIO) -> int:
+    if args.sets_action == "put":
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        print(put_receipt(client.put_set(args.name, data)), file=out)
+    elif args.sets_action == "list":
+        print(sets_table(client.sets()), file=out)
+    elif args.sets_action == "show":
+        print(set_summary(client.golden_set(args.name, args.version)), file=out)
+    else:
+        write_output(client.export_set(args.name, args.version), args.output, out)
+    return OK
+
+
+def parse_floor(text: str) -> tuple[str, float]:
+    """``metric=value`` of ``--floor``."""
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected metric=value (such as must_include=0.8), not {text!r}")
+    return name.strip(), number
+
+
+def run_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The POST body: only what the options set, so the rest is what a user's request gets."""
+    body: dict[str, Any] = {"set": args.set}
+    if args.set_version:
+        body["set_version"] = args.set_version
+    for option in ("prompt_label", "model", "baseline"):
+        if getattr(args, option):
+            body[option] = getattr(args, option)
+    if args.mode is not None or args.top_k is not None:
+        body["retrieval"] = {"mode": args.mode or "hybrid"} | ({"top_k": args.top_k} if args.top_k is not None else {})
+    sampling = {name: getattr(args, name) for name in ("max_tokens", "temperature", "seed")
+                if getattr(args, name) is not None}
+    if sampling:
+        body["sampling"] = sampling
+    if args.floor:
+        body["floors"] = dict(args.floor)
+    return body
+
+
+def verdict_status(run: dict[str, Any]) -> int:
+    return OK if run["status"] == "completed" and run.get("passed") is not False else RUN_FAILED
+
+
+def wait_for(
+    client: EvalClient, evaluation_id: str, *, poll_s: float, progress: TextIO,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll the run until it ends (the gateway has no push for it); a line on ``progress`` when it moves."""
+    shown = ""
+    while True:
+        run = client.evaluation(evaluation_id)
+        line = progress_line(run)
+        if line != shown:
+            print(line, file=progress, flush=True)
+            shown = line
+        if run["status"] in FINISHED:
+            return run
+        sleep(poll_s)
+
+
+def cmd_run(args: argparse.Namespace, client: EvalClient, out: TextIO) -> int:
+    receipt = client.start(run_body(args))
+    print(receipt["id"], file=out, flush=True)
+    if not args.wait:
+        return OK
+    try:
+        run = wait_for(client, receipt["id"], poll_s=args.poll_s, progress=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the run goes on: `gyre eval show {receipt['id']}`", file=sys.stderr)
+        return INTERRUPTED
+    print(run_summary(run), file=out)
+    return verdict_status(run)
+
+
+def cmd_show(args: argparse.Namespace, client: EvalClient, out: TextIO) -> int:
+    run = client.evaluation(args.id, items=args.items)
+    print(run_summary(run), file=out)
+    if args.items:
+        print("", file=out)
+        print(items_table(run.get("items") or []), file=out)
+    for path, fetch, what in ((args.report, client.report, "report"), (args.chart, client.chart, "chart")):
+        if path:
+            Path(path).write_bytes(fetch(args.id))
+            print(f"{what} saved to {path}", file=out)
+    return OK
+
+
+def cmd_compare(args: argparse.Namespace, client: EvalClient, out: TextIO) -> int:
+    baseline, candidate = client.evaluation(args.baseline), client.evaluation(args.candidate)
+    if candidate.get("baseline") == args.baseline and candidate.get("comparison"):
+        print(f"{args.candidate} against its baseline {args.baseline} (paired by item, computed by the service):",
+              file=out)
+        print(comparison_table(candidate["comparison"]), file=out)
+        return OK
+    unfinished = [run for run in (baseline, candidate) if run["status"] != "completed"]
+    if unfinished:
+        for run in unfinished:
+            print(f"error: {run['id']} is {run['status']}: only completed runs can be compared", file=sys.stderr)
+        return RUN_FAILED
+    print(f"{args.candidate} - {args.baseline} (plain differences; for paired confidence intervals run the "
+          f"candidate with --baseline {args.baseline})", file=out)
+    if baseline["set"] != candidate["set"]:
+        print(f"note: the runs evaluated different sets ({baseline['set']}, {candidate['set']})", file=out)
+    print(differences_table(baseline["metrics"], candidate["metrics"]), file=out)
+    return OK
+
+
+# ---------------------------------------------------------------- synth
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """One indexed chunk, as the synthesizer's SourceChunk takes it (same fields)."""
+
+    document_id: str
+    chunk_id: str
+    title: str
+    heading_path: tuple[str, ...]
+    text: str
+
+
+async def read_source_chunks(settings: Settings, tenant: str) -> list[ChunkText]:
+    """The chunks of ``tenant``'s documents as they are indexed: the latest ChunksReady of each live document.
+
+    The vector store belongs to the embed service; the chunks it indexed are the ChunksReady events it
+    consumed, kept in the GYRE_EMBED stream. Chunk ids are the ones search returns.
+    """
+    from gyre_contracts import ChunksReady, decode_event
+    from gyre_runtime.bus.connection import connect
+    from gyre_runtime.state.documents import DocumentRegistry
+    from gyre_runtime.vectorstore.base import point_id
+
+    bus = await connect(settings, name="gyre-cli", patient=False)
+    try:
+        subject = bus.subject(ChunksReady.subject)
+        info = await bus.js.stream_info(bus.stream_name("GYRE_EMBED"), subjects_filter=subject)
+        total = (info.state.subjects or {}).get(subject, 0)
+        latest: dict[str, ChunksReady] = {}
+        if total:
+            sub = await bus.js.subscribe(subject, ordered_consumer=True)
+            try:
+                for _ in range(total):
+                    msg = await sub.next_msg(timeout=settings.request_timeout_s + 30)
+                    event = decode_event(msg.data, ChunksReady, dict(msg.headers or {}))
+                    current = latest.get(event.document_id)
+                    if event.tenant == tenant and (current is None or current.version < event.version):
+                        latest[event.document_id] = event
+            finally:
+                await sub.unsubscribe()
+        registry = DocumentRegistry(await bus.kv("gyre_documents"))
+        chunks: list[ChunkText] = []
+        for document_id in sorted(latest):
+            record = await registry.get(tenant, document_id)
+            if record is None or record.status == "deleted":  # its chunks are gone from the index
+                continue
+            event = latest[document_id]
+            chunks.extend(
+                ChunkText(
+                    document_id=document_id, chunk_id=point_id(tenant, document_id, event.version, chunk.index),
+                    title=event.title, heading_path=tuple(chunk.heading_path), text=chunk.text,
+                )
+                for chunk in event.chunks
+            )
+        return chunks
+    finally:
+        await bus.close()
+
+
+Synthesize = Callable[..., list[Any]]
+
+
+def load_synthesizer() -> Synthesize:
+    from gyre_runtime.state.golden_synth import SourceChunk, synthesize
+
+    def run(chunks: Sequence[ChunkText], n: int, *, seed: int, unanswerable_share: float) -> list[Any]:
+        items: list[Any] = synthesize(
+            [SourceChunk(**asdict(c)) for c in chunks], n, seed=seed, unanswerable_share=unanswerable_share
+        )
+        return items
+
+    return run
+
+
+def cmd_synth(
+    args: argparse.Namespace, client: EvalClient, out: TextIO, *, synthesizer: Synthesize | None = None,
+    settings: Settings | None = None,
+) -> int:
+    from gyre_runtime.state.golden_sets import dump_golden_jsonl
+
+    if synthesizer is None:
+        try:
+            synthesizer = load_synthesizer()
+        except ImportError as exc:
+            print(f"error: the golden-set synthesizer is not in this installation ({exc})", file=sys.stderr)
+            return RUN_FAILED
+    chunks = asyncio.run(read_source_chunks(settings or load_settings(), args.tenant))
+    if not chunks:
+        print(f"error: tenant {args.tenant!r} has no indexed documents to write questions about", file=sys.stderr)
+        return RUN_FAILED
+    items = synthesizer(chunks, args.n, seed=args.seed, unanswerable_share=args.unanswerable_share)
+    documents = len({c.document_id for c in chunks})
+    print(f"{len(items)} items from {len(chunks)} chunks of {documents} documents of tenant {args.tenant!r}",
+          file=sys.stderr)
+    data = dump_golden_jsonl(items)
+    if args.put:
+        print(put_receipt(client.put_set(args.put, data)), file=out)
+    else:
+        write_output(data, args.output, out)
+    return OK
+
+
+# ---------------------------------------------------------------- parser and entry point
+
+
+def cmd_eval(args: argparse.Namespace, *, client: EvalClient | None = None, out: TextIO | None = None) -> int:
+    """``gyre eval``: see the module docstring for the exit status."""
+    client = client or client_from(args)
+    try:
+        result: int = args.handler(args, client, out or sys.stdout)
+        return result
+    except GatewayError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return REFUSED
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return REFUSED
+    finally:
+        client.close()
+
+
+def gateway_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("GYRE_GATEWAY_URL", DEFAULT_GATEWAY_URL),
+                        help="gateway URL (default: $GYRE_GATEWAY_URL or http://127.0.0.1:8080)")
+    common.add_argument("--key", default=None,
+                        help="admin API key (default: $GYRE_API_KEY, else the local stack's <data dir>/api-key)")
+    return common
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    common = gateway_options()
+    evaluate = sub.add_parser(
+        "eval", help="golden sets and evaluation runs: store, run, show, compare, synthesize",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = evaluate.add_subparsers(dest="action", required=True)
+
+    sets = actions.add_parser("sets", help="golden sets: put, list, show, export")
+    sets_actions = sets.add_subparsers(dest="sets_action", required=True)
+    put = sets_actions.add_parser("put", parents=[common], help="store a JSONL file as the set's next version")
+    put.add_argument("name")
+    put.add_argument("file", help="JSONL, one item a line ('-': standard input)")
+    sets_actions.add_parser("list", parents=[common], help="every set: versions, items, checksum")
+    for action, text in (("show", "counts and the first items of a version"), ("export", "a version as JSONL")):
+        parser = sets_actions.add_parser(action, parents=[common], help=text)
+        parser.add_argument("name")
+        parser.add_argument("--version", type=non_negative_int, default=0, help="default: the latest")
+        if action == "export":
+            parser.add_argument("-o", "--output", help="file to write (default: standard output)")
+    sets.set_defaults(handler=cmd_sets)
+
+    run = actions.add_parser("run", parents=[common], help="evaluate a golden set; prints the evaluation id")
+    run.add_argument("set")
+    run.add_argument("--set-version", type=non_negative_int, default=0, help="default: the latest")
+    run.add_argument("--prompt-label", help="prompt template label (default: production)")
+    run.add_argument("--model", help="generation model id or version (default: the served one)")
+    run.add_argument("--mode", choices=("hybrid", "dense", "sparse"), help="retrieval mode (default: hybrid)")
+    run.add_argument("--top-k", type=non_negative_int, help="chunks retrieved per question (default: the deployment's)")
+    run.add_argument("--max-tokens", type=non_negative_int, help="answer length limit (default: the deployment's)")
+    run.add_argument("--temperature", type=float, help="sampling temperature (default: 0, greedy)")
+    run.add_argument("--seed", type=int, help="sampling seed")
+    run.add_argument("--baseline", help="evaluation id to compare with and gate against")
+    run.add_argument("--floor", type=parse_floor, action="append", default=[], metavar="METRIC=VALUE",
+                     help="worst acceptable value of a metric; repeatable")
+    run.add_argument("--wait", action="store_true", help="follow the run, print its metrics, exit 1 if it fails")
+    run.add_argument("--poll-s", type=float, default=2.0, help="seconds between progress reads with --wait")
+    run.set_defaults(handler=cmd_run)
+
+    show = actions.add_parser("show", parents=[common], help="a run: status, metrics, gate, comparison")
+    show.add_argument("id")
+    show.add_argument("--items", action="store_true", help="also every item: verdict, question, answer")
+    show.add_argument("--report", metavar="FILE", help="save the markdown report to FILE")
+    show.add_argument("--chart", metavar="FILE", help="save the comparison chart (PNG) to FILE")
+    show.set_defaults(handler=cmd_show)
+
+    compare = actions.add_parser("compare", parents=[common], help="two runs' metrics side by side")
+    compare.add_argument("baseline")
+    compare.add_argument("candidate")
+    compare.set_defaults(handler=cmd_compare)
+
+    synth = actions.add_parser("synth", parents=[common], help="synthetic items from a tenant's indexed documents")
+    synth.add_argument("--tenant", required=True)
+    synth.add_argument("--n", type=non_negative_int, required=True, help="items to write (fewer from a small corpus)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--unanswerable-share", type=float, default=0.2)
+    where = synth.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", help="file to write (default: standard output)")
+    where.add_argument("--put", "--name", dest="put", metavar="NAME",
+                       help="store the items as golden set NAME through the gateway instead")
+    synth.set_defaults(handler=cmd_synth)
+    evaluate.set_defaults(func=cmd_eval)

@@ -1,0 +1,1 @@
+"""Evaluations: golden sets, runs of a set through the live pipeline, their metrics, report and chart."""

@@ -1,0 +1,124 @@
+"""The grounding check every generated answer passes before it is delivered: loops cut, unsupported sentences
+dropped, citations corrected, and a quoted extractive answer when too little of the model's answer holds up.
+
+The check is lexical (``gyre_runtime.grounding``): a sentence is supported when enough of its content
+words are in one source sentence, or two consecutive ones. A kept sentence that cites a source which
+does not support it is made to cite the one that does; numbers no source has are removed; and when
+the kept sentences cite nothing at all, each run of them supported by one source gets that source's
+citation, so a delivered answer always says where it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Literal
+
+from gyre_generate.selection import cited_sources, extractive_answer
+from gyre_runtime.grounding import (
+    SentenceSupport,
+    citation_numbers,
+    filter_citations,
+    loop_start,
+    sentence_support,
+    strip_citations,
+)
+
+Action = Literal["kept", "trimmed", "extractive", "none"]
+
+# Lines a dropped sentence leaves behind with nothing but a list marker.
+_BARE_MARKER_LINE = re.compile(r"^[ \t]*(?:[-*+•‣◦–—]|\d{1,3}[.)]|[A-Za-z][.)]|\(\d{1,3}\)|\([A-Za-z]\))?[ \t]*$")
+_SENTENCE_TAIL = re.compile(r"[.!?…:;]*[\"'”’)]*$")
+
+
+@dataclass(frozen=True)
+class CheckedAnswer:
+    text: str  # the answer to deliver
+    # kept: all supported; trimmed: unsupported sentences (or a loop) dropped; extractive: fell back to
+    # quoted source sentences; none: no sources to check against
+    action: Action
+    supported: int  # sentences supported, of the model's answer (after a loop is cut)
+    total: int  # sentences checked
+    cited: tuple[int, ...]  # source numbers the delivered text cites
+
+
+def _cite(sentence: str, number: int) -> str:
+    """``sentence`` citing ``number`` before its closing punctuation: "in Qdrant." -> "in Qdrant [1]."."""
+    tail = _SENTENCE_TAIL.search(sentence)
+    cut = tail.start() if tail else len(sentence)
+    return f"{sentence[:cut].rstrip()} [{number}]{sentence[cut:]}"
+
+
+def _corrected(sentence: str, support: SentenceSupport, sources: Sequence[str], lexical_threshold: float) -> str:
+    """A supported sentence citing only sources that exist and at least one that supports it."""
+    if not support.cited or support.citation_valid:
+        return sentence
+    existing = filter_citations(sentence, range(1, len(sources) + 1))
+    if citation_numbers(existing):  # some cited sources exist: keep them if one of them supports it
+        recheck = sentence_support(existing, sources, lexical_threshold=lexical_threshold)
+        if recheck and recheck[0].citation_valid:
+            return existing
+    assert support.best_source is not None  # a supported sentence has a supporting source
+    return _cite(strip_citations(sentence), support.best_source)
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not _BARE_MARKER_LINE.fullmatch(line)]
+    return "\n".join(lines).strip()
+
+
+def _rewrite(text: str, supports: Sequence[SentenceSupport], sources: Sequence[str], lexical_threshold: float) -> str:
+    """``text`` without its unsupported sentences, citations corrected, its layout otherwise as it was."""
+    kept = [support for support in supports if support.supported]
+    cite_missing = not any(support.cited for support in kept)
+    # The source of the next kept sentence: one citation per run of sentences from the same source.
+    next_source = {id(support): later.best_source for support, later in pairwise(kept)}
+    pieces: list[str] = []
+    position = 0
+    for support in supports:
+        start, end = support.span
+        pieces.append(text[position:start])
+        position = end
+        if not support.supported:
+            while position < len(text) and text[position] in " \t":
+                position += 1
+            continue
+        sentence = _corrected(text[start:end], support, sources, lexical_threshold)
+        if cite_missing and support.best_source is not None and next_source.get(id(support)) != support.best_source:
+            sentence = _cite(sentence, support.best_source)
+        pieces.append(sentence)
+    pieces.append(text[position:])
+    return _tidy("".join(pieces))
+
+
+def check_answer(
+    question: str,
+    answer: str,
+    sources: Sequence[str],
+    *,
+    min_supported_share: float = 0.5,
+    lexical_threshold: float = 0.6,
+) -> CheckedAnswer:
+    """``answer`` checked against ``sources`` (numbered from 1 as in the prompt).
+
+    A looping tail is cut first (its first cycle kept). Then each sentence with content words is
+    checked: when fewer than ``min_supported_share`` of them are supported, or none, the answer is
+    ``extractive_answer`` (``""`` when no source sentence shares a word with the question: the caller
+    then says it does not know); otherwise the unsupported sentences are dropped.
+    """
+    cut = loop_start(answer)
+    text = answer[:cut].rstrip() if cut is not None else answer.strip()
+    if not sources:
+        return CheckedAnswer(text, "none", 0, 0, ())
+    supports = sentence_support(text, sources, lexical_threshold=lexical_threshold)
+    supported = sum(support.supported for support in supports)
+    total = len(supports)
+    if supported == 0 or supported < min_supported_share * total:
+        quoted, cited = extractive_answer(question, sources)
+        return CheckedAnswer(quoted, "extractive", supported, total, cited)
+    delivered = _rewrite(text, supports, sources, lexical_threshold)
+    action: Action = "kept" if supported == total and cut is None else "trimmed"
+    return CheckedAnswer(delivered, action, supported, total, cited_sources(delivered, len(sources)))

@@ -1,0 +1,241 @@
+"""Answer-quality benchmark (issue 7): the first default answer path against the current one, same harness, one run.
+
+For each evaluation corpus (tests/eval/corpora: pages of Debian documentation packages and their
+golden sets), on one fresh local stack with the real models:
+
+1. the corpus's pages are ingested through the gateway into a tenant of their own;
+2. its golden set is put (``PUT /v1/evaluations/sets``);
+3. the evaluate service runs the set twice through the live pipeline: "before" is Gyre's first
+   default (the ``legacy`` prompt version: whole chunks in the system message, no grounding check,
+   relevance floor 0.2, max_tokens 256); "after" is the production default, with "before" as its
+   baseline, so the service pairs the items and reports differences with bootstrap CIs and McNemar;
+4. the README's example (one document, "Where does Gyre store documents?") is asked through the chat API.
+
+Run: `just bench-answers` (or `.venv/bin/python -m tests.bench.answers --write docs/benchmarks.md`);
+`--corpus NAME` for one corpus, `--items N` for a seeded sample of each set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gyre_evaluate.metrics import METRICS
+from tests.eval.corpora import Corpus, corpus_names, ensure_package, load_corpus
+from tests.eval.harness import (
+    LEGACY_LABEL,
+    REPO,
+    ingest_pages,
+    label_legacy_prompt,
+    log,
+    put_set,
+    run_evaluation,
+    running_stack,
+)
+
+SECTION_MARKER = "## Issue 7: answer quality, before and after"
+SEED = 7
+BEFORE_MAX_TOKENS = 256
+README_TENANT = "readme"
+HEADLINE = (
+    "must_include", "token_f1", "rouge_l", "embedding_similarity", "grounded_sentences", "citation_validity",
+    "unanswerable_refused", "answerable_refused", "degenerate", "cut_by_max_tokens", "recall_at_k", "mrr_at_10",
+    "ndcg_at_10", "ttft_ms_p50", "total_ms_p50", "completion_tokens_mean", "cpu_s_mean",
+)
+
+
+def readme_example(client: httpx.Client) -> dict[str, Any]:
+    """The README's own example, exactly as a user would try it."""
+    response = client.post("/v1/documents", json={
+        "id": "hello", "text": "Gyre stores documents in Qdrant and answers with citations."})
+    response.raise_for_status()
+    deadline = time.monotonic() + 120
+    while client.get("/v1/documents/hello").json().get("status") != "indexed":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the README's document was not indexed within 120 s")
+        time.sleep(0.5)
+    out: dict[str, Any] = {}
+    for question in ("Where does Gyre store documents?", "What is Gyre?", "qwxz zzkq florp vintrabulous?"):
+        answer = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question}]})
+        answer.raise_for_status()
+        body = answer.json()
+        out[question] = {
+            "answer": body["choices"][0]["message"]["content"],
+            "citations": [c["document_id"] for c in body.get("citations", [])],
+        }
+    return out
+
+
+def fmt(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    unit = METRICS[metric].unit if metric in METRICS else "fraction"
+    if unit == "ms":
+        return f"{value:.0f}"
+    if unit in ("tokens", "s"):
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def corpus_table(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    comparison = {row["metric"]: row for row in after.get("comparison", [])}
+    lines = [
+        f"| {name}: metric | before | after | after - before (95% CI) | p |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for metric in HEADLINE:
+        b, a = before["metrics"].get(metric), after["metrics"].get(metric)
+        if b is None and a is None:
+            continue
+        row = comparison.get(metric)
+        ci = p = ""
+        if row is not None and row.get("ci_low") is not None:
+            ci = f" ({fmt(metric, row['ci_low'])} .. {fmt(metric, row['ci_high'])})"
+        if row is not None and row.get("p_value") is not None:
+            p = f"{row['p_value']:.3g}"
+        diff = "-" if a is None or b is None else fmt(metric, a - b)
+        lines.append(f"| {metric} | {fmt(metric, b)} | {fmt(metric, a)} | {diff}{ci} | {p} |")
+    return lines
+
+
+def worst_examples(run: Mapping[str, Any], count: int = 3) -> list[str]:
+    rows = [r for r in run.get("items", []) if r["score"].get("must_include") is False]
+    lines = []
+    for row in rows[:count]:
+        score = row["score"]
+        answer = " ".join(score["answer"].split())[:160]
+        lines.append(f"- *{score['question']}* (expected {', '.join(score['must_include_terms'])}): {answer!r}")
+    return lines
+
+
+def targets(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    b, a = before["metrics"], after["metrics"]
+    checks = [
+        ("correctness (must_include) at least 2x before",
+         a.get("must_include", 0) >= 2 * b.get("must_include", 0), f"{b.get('must_include', 0):.3f} -> "
+         f"{a.get('must_include', 0):.3f}"),
+        ("0 degenerate answers", a.get("degenerate", 1) == 0, f"{a.get('degenerate', 0):.3f}"),
+        ("unanswerable refused >= 0.90", a.get("unanswerable_refused", 0) >= 0.9,
+         f"{a.get('unanswerable_refused', 0):.3f}"),
+        ("answerable refused <= 0.10", a.get("answerable_refused", 1) <= 0.1, f"{a.get('answerable_refused', 0):.3f}"),
+        ("grounded sentences >= 0.90", a.get("grounded_sentences", 0) >= 0.9, f"{a.get('grounded_sentences', 0):.3f}"),
+    ]
+    return [f"- {'met' if ok else '**not met**'}: {what} ({value})" for what, ok, value in checks]
+
+
+def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any]]], readme: Mapping[str, Any],
+           items_per_set: int, duration_s: float) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"{SECTION_MARKER} ({now})",
+        "",
+        f"`just bench-answers` on {platform.machine()}, {platform.python_version()}, "
+        f"{len(results)} corpora, {duration_s / 60:.0f} min in all. Each corpus's golden set runs twice "
+        "through the live pipeline by the evaluate service, on one stack: **before** = Gyre's first "
+        "default answer path (prompt `legacy`: whole chunks in the system message, relevance floor 0.2, "
+        f"max_tokens {BEFORE_MAX_TOKENS}, the model's text as it comes, every source cited); **after** = the "
+        "production default (prompt fields in `libs/gyre-runtime/gyre_runtime/state/prompts.py`, "
+        "`DEFAULT_TEMPLATE`). Differences are paired by item: 95% bootstrap CI (2,000 resamples) and "
+        "McNemar's exact p for pass/fail metrics, computed by the service (`gyre eval run --baseline`). "
+        "No LLM judge: `must_include` is the correctness figure (every expected term, word-bounded, in the answer).",
+        "",
+    ]
+    for corpus, before, after in results:
+        size = f"{len(corpus.items)} items" if not items_per_set else f"a seeded sample of {items_per_set} items"
+        lines += [
+            f"### {corpus.name} (Debian `{corpus.package}` {corpus.package_version}, {len(corpus.documents)} pages, "
+            f"{size})",
+            "",
+            f"before: `{before.get('prompt_version')}`, after: `{after.get('prompt_version')}` "
+            f"(model `{after.get('model_version')}`).",
+            "",
+            *corpus_table(corpus.name, before, after),
+            "",
+            "Targets of the issue on this corpus:",
+            "",
+            *targets(before, after),
+            "",
+            "Answers the after run still gets wrong (first three):",
+            "",
+            *(worst_examples(after) or ["- none"]),
+            "",
+        ]
+    lines += ["### The README's example, after", ""]
+    for question, answer in readme.items():
+        lines.append(f"- *{question}* -> {answer['answer']!r} (cites: {', '.join(answer['citations']) or 'nothing'})")
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(document: str, section: str) -> str:
+    if SECTION_MARKER not in document:
+        return document.rstrip() + "\n\n" + section.rstrip() + "\n"
+    head, _, tail = document.partition(SECTION_MARKER)
+    rest = tail.split("\n## ", 1)
+    after = ("\n## " + rest[1]) if len(rest) > 1 else ""
+    return head + section.rstrip() + "\n" + after
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--corpus", action="append", choices=corpus_names(), help="only these corpora")
+    parser.add_argument("--items", type=int, default=0, help="a seeded sample of N items per set (0: all)")
+    parser.add_argument("--write", type=Path, default=None, help="Markdown file to put the section into")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw runs as JSON")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    corpora = [load_corpus(name) for name in (args.corpus or corpus_names())]
+    for corpus in corpora:
+        ensure_package(corpus)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gyre-bench-answers-") as data_dir, running_stack(
+        Path(data_dir), [c.name for c in corpora] + [README_TENANT]
+    ) as (stack, clients):
+        legacy = label_legacy_prompt(stack)
+        log(f"legacy prompt stored as {legacy}")
+        for corpus in corpora:
+            client = clients[corpus.name]
+            log(f"{corpus.name}: ingesting {len(corpus.documents)} pages")
+            ingest_pages(client, corpus.root, corpus.documents)
+            items = corpus.items
+            if args.items:
+                items = sorted(random.Random(SEED).sample(items, min(args.items, len(items))), key=lambda i: i.id)
+            put_set(client, corpus.name, items)
+            log(f"{corpus.name}: before ({len(items)} items)")
+            before = run_evaluation(client, {
+                "set": corpus.name, "prompt_label": LEGACY_LABEL, "sampling": {"max_tokens": BEFORE_MAX_TOKENS}})
+            if before["status"] != "completed":
+                raise RuntimeError(f"before run failed: {before.get('reason')}")
+            log(f"{corpus.name}: after")
+            after = run_evaluation(client, {"set": corpus.name, "baseline": before["id"]})
+            if after["status"] != "completed":
+                raise RuntimeError(f"after run failed: {after.get('reason')}")
+            results.append((corpus, before, after))
+            log(f"{corpus.name}: must_include {before['metrics'].get('must_include', 0):.3f} -> "
+                f"{after['metrics'].get('must_include', 0):.3f}")
+        readme = readme_example(clients[README_TENANT])
+    text = report(results, readme, args.items, time.perf_counter() - started)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({c.name: {"before": b, "after": a} for c, b, a in results}, indent=1))
+    if args.write:
+        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
+        args.write.write_text(replace_section(existing, text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+_ = REPO  # the repository root, for readers following the imports

@@ -1,0 +1,1 @@
+"""Evaluation data: corpora of Debian documentation with golden sets, and the CI gate set."""

@@ -1,0 +1,129 @@
+"""The grounding check of a generated answer: loops cut, unsupported sentences dropped, citations
+corrected, the extractive fallback when too little is supported."""
+
+from __future__ import annotations
+
+from gyre_generate.answer_check import check_answer
+
+GYRE = "Gyre stores documents in Qdrant and answers with citations."
+GETCWD = "os.getcwd()\nReturn a string representing the current working directory."
+INVENTED = "Gyre is a Python library for web scraping."
+QUESTION = "Where does Gyre store documents?"
+LOOPING = (
+    "Documents are stored in a variety of locations, including: a. Document storage a. Document storage "
+    "a. Document storage"
+)
+
+
+def test_a_fully_supported_answer_is_kept_as_it_is() -> None:
+    answer = "Gyre stores documents in Qdrant [2]. It answers with citations [2]."
+    checked = check_answer(QUESTION, answer, [GETCWD, GYRE])
+    assert (checked.text, checked.action, checked.supported, checked.total, checked.cited) == (
+        answer,
+        "kept",
+        2,
+        2,
+        (2,),
+    )
+
+
+def test_an_unsupported_sentence_is_dropped() -> None:
+    checked = check_answer(QUESTION, f"Gyre stores documents in Qdrant [2]. {INVENTED}", [GETCWD, GYRE])
+    assert checked.text == "Gyre stores documents in Qdrant [2]."
+    assert (checked.action, checked.supported, checked.total, checked.cited) == ("trimmed", 1, 2, (2,))
+
+
+def test_the_looping_answer_falls_back_to_the_best_source_sentence() -> None:
+    checked = check_answer(QUESTION, LOOPING, [GETCWD, GYRE])
+    assert checked.action == "extractive"
+    assert checked.text == f'From [2]: "{GYRE}"'
+    assert checked.cited == (2,)
+
+
+def test_a_looping_tail_is_cut_before_the_sentences_are_checked() -> None:
+    answer = "Gyre stores documents in Qdrant [1]. " + "It answers with citations. " * 3
+    checked = check_answer(QUESTION, answer, [GYRE])
+    assert checked.text == "Gyre stores documents in Qdrant [1]. It answers with citations."
+    assert (checked.action, checked.supported, checked.total) == ("trimmed", 2, 2)
+
+
+def test_a_mostly_invented_answer_falls_back_to_the_extractive_answer() -> None:
+    answer = f"{INVENTED} It was written in 1999 by Guido. Gyre stores documents [1]."
+    checked = check_answer(QUESTION, answer, [GYRE])
+    assert (checked.action, checked.supported, checked.total) == ("extractive", 1, 3)
+    assert checked.text == f'From [1]: "{GYRE}"'
+
+
+def test_half_supported_is_enough_to_keep_the_supported_half() -> None:
+    answer = f"Gyre stores documents in Qdrant. {INVENTED}"
+    assert check_answer(QUESTION, answer, [GYRE], min_supported_share=0.5).action == "trimmed"
+    assert check_answer(QUESTION, answer, [GYRE], min_supported_share=0.75).action == "extractive"
+
+
+def test_with_nothing_supported_and_nothing_matching_the_question_the_text_is_empty() -> None:
+    checked = check_answer("What is the capital of France?", INVENTED, [GYRE, GETCWD])
+    assert (checked.text, checked.action, checked.cited) == ("", "extractive", ())
+
+
+def test_without_sources_the_answer_is_not_checked() -> None:
+    checked = check_answer(QUESTION, f"{INVENTED} [1]", [])
+    assert (checked.text, checked.action, checked.supported, checked.total, checked.cited) == (
+        f"{INVENTED} [1]",
+        "none",
+        0,
+        0,
+        (),
+    )
+
+
+def test_an_answer_citing_nothing_gets_the_citation_of_its_supporting_source() -> None:
+    answer = "Gyre stores documents in Qdrant. It answers with citations."
+    checked = check_answer(QUESTION, answer, [GETCWD, GYRE])
+    assert checked.text == "Gyre stores documents in Qdrant. It answers with citations [2]."
+    assert (checked.action, checked.cited) == ("kept", (2,))
+
+
+def test_each_run_of_sentences_from_one_source_gets_its_own_citation() -> None:
+    answer = "os.getcwd() returns the current working directory. Gyre stores documents in Qdrant."
+    checked = check_answer("What does os.getcwd() return?", answer, [GETCWD, GYRE])
+    assert checked.text == (
+        "os.getcwd() returns the current working directory [1]. Gyre stores documents in Qdrant [2]."
+    )
+    assert checked.cited == (1, 2)
+
+
+def test_a_citation_of_a_source_that_does_not_support_the_sentence_is_corrected() -> None:
+    checked = check_answer(QUESTION, "Gyre stores documents in Qdrant [1].", [GETCWD, GYRE])
+    assert checked.text == "Gyre stores documents in Qdrant [2]."
+    assert checked.cited == (2,)
+
+
+def test_a_citation_of_a_missing_source_is_removed_when_another_cited_one_supports() -> None:
+    checked = check_answer(QUESTION, "Gyre stores documents in Qdrant [2, 7].", [GETCWD, GYRE])
+    assert checked.text == "Gyre stores documents in Qdrant [2]."
+    assert checked.cited == (2,)
+
+
+def test_a_list_keeps_its_layout_when_an_item_is_dropped() -> None:
+    answer = (
+        "os.getcwd() returns the current working directory [1].\n"
+        "- It returns a string.\n"
+        "- It was added in Python 2 by Guido.\n"
+        "- It returns the working directory."
+    )
+    checked = check_answer("What does os.getcwd() return?", answer, [GETCWD])
+    assert checked.text == (
+        "os.getcwd() returns the current working directory [1].\n- It returns a string.\n"
+        "- It returns the working directory."
+    )
+    assert (checked.action, checked.supported, checked.total) == ("trimmed", 3, 4)
+
+
+def test_a_python_docs_paraphrase_is_supported_by_the_signature_and_its_description() -> None:
+    checked = check_answer(
+        "How do I get the current working directory?",
+        "Call os.getcwd(), which returns a string with the current working directory.",
+        [GYRE, GETCWD],
+    )
+    assert checked.action == "kept"
+    assert checked.text == "Call os.getcwd(), which returns a string with the current working directory [2]."
