@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from gyre_evaluate.metrics import METRICS
+from gyre_contracts.evaluate import METRICS
 from tests.eval.corpora import Corpus, corpus_names, ensure_package, load_corpus
 from tests.eval.harness import (
     LEGACY_LABEL,

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gyre_evaluate.metrics import METRICS
+from gyre_contracts.evaluate import METRICS
 from gyre_runtime.state.golden_sets import parse_golden_jsonl
 from tests.eval.harness import ingest_pages, log, put_set, run_evaluation, running_stack
 

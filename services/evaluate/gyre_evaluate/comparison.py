@@ -15,7 +15,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from gyre_evaluate.metrics import METRICS, ItemScore, item_count, item_value, summarize
+from gyre_contracts.evaluate import METRICS
+from gyre_evaluate.metrics import ItemScore, item_count, item_value, summarize
 
 # Beyond this many discordant pairs the exact binomial sum is slow and the chi-square is accurate.
 _MCNEMAR_EXACT_LIMIT = 1000

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gyre_contracts.evaluate import METRICS
 from gyre_evaluate.comparison import Comparison, GateResult
-from gyre_evaluate.metrics import METRICS, ItemScore
+from gyre_evaluate.metrics import ItemScore
 
 # Answers longer than this are cut in the worst-items section: the report is for reading.
 _ANSWER_CHARS = 600

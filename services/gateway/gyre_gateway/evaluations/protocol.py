@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gyre_contracts.evaluate import METRICS
+
 SET_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # Empty (the default) or a label as ``gyre prompts label`` accepts it.
 PROMPT_LABEL_PATTERN = r"^[A-Za-z0-9_-]{0,64}$"
@@ -16,15 +18,8 @@ OPTIONAL_EVALUATION_ID_PATTERN = r"^[A-Za-z0-9_-]{0,128}$"
 # A seed travels as a signed 64-bit integer (msgspec, the backends).
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
-# The run metrics the evaluate service computes, the names a gate's floors may use. A copy of the keys of
-# gyre_evaluate.metrics.METRICS (the gateway does not import services); a unit test keeps the two equal.
-# Checked here because the service cannot run a gate that names an unknown metric.
-EVALUATION_METRICS = (
-    "recall_at_k", "mrr_at_10", "ndcg_at_10", "must_include", "token_f1", "rouge_l", "embedding_similarity",
-    "grounded_sentences", "citation_validity", "unanswerable_refused", "answerable_refused", "degenerate",
-    "cut_by_max_tokens", "ttft_ms_p50", "total_ms_p50", "total_ms_p95", "prompt_tokens_mean",
-    "completion_tokens_mean", "cpu_s_mean", "items", "answerable_items", "unanswerable_items",
-)
+# The run metrics a gate's floors may name (the service cannot run a gate that names an unknown one).
+EVALUATION_METRICS = tuple(METRICS)
 
 RunStatus = Literal["queued", "running", "completed", "failed"]
 
