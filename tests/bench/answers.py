@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 
 from gyre_contracts.evaluate import METRICS
+from tests.bench.sections import replace_section
 from tests.eval.corpora import Corpus, corpus_names, ensure_package, load_corpus
 from tests.eval.harness import (
     LEGACY_LABEL,
-    REPO,
     ingest_pages,
     label_legacy_prompt,
     log,
@@ -177,15 +177,6 @@ def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any]]
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, section: str) -> str:
-    if SECTION_MARKER not in document:
-        return document.rstrip() + "\n\n" + section.rstrip() + "\n"
-    head, _, tail = document.partition(SECTION_MARKER)
-    rest = tail.split("\n## ", 1)
-    after = ("\n## " + rest[1]) if len(rest) > 1 else ""
-    return head + section.rstrip() + "\n" + after
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--corpus", action="append", choices=corpus_names(), help="only these corpora")
@@ -230,12 +221,10 @@ def main() -> int:
         args.json.write_text(json.dumps({c.name: {"before": b, "after": a} for c, b, a in results}, indent=1))
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        args.write.write_text(replace_section(existing, text))
+        args.write.write_text(replace_section(existing, text, SECTION_MARKER))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
 
-
-_ = REPO  # the repository root, for readers following the imports

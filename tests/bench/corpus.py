@@ -54,6 +54,7 @@ from gyre_runtime.config import load_settings
 from gyre_runtime.models.embedder import OnnxEmbedder
 from gyre_runtime.vectorstore import point_id
 from tests.bench.queries import CORPUS_DIR, QUERIES_PATH, Query, grade, load_or_build, normalize_heading
+from tests.bench.sections import replace_section
 from tests.support.nats_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -556,16 +557,6 @@ def machine_facts() -> str:
             f"{platform.machine()}, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}")
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with this benchmark's section replaced in place (appended if absent); others untouched."""
-    if SECTION_MARKER not in document:
-        return document.rstrip() + "\n\n" + section.rstrip() + "\n"
-    head, _, tail = document.partition(SECTION_MARKER)
-    rest = tail.split("\n## ", 1)
-    after = ("\n## " + rest[1]) if len(rest) > 1 else ""
-    return head + section.rstrip() + "\n" + after
-
-
 def fmt_ratio(numerator: float, denominator: float | None) -> str:
     return f"{numerator / denominator:.2f}" if denominator else "n/a"
 
@@ -799,7 +790,7 @@ def main() -> None:
     print(text)
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        args.write.write_text(replace_section(existing, text))
+        args.write.write_text(replace_section(existing, text, SECTION_MARKER))
 
 
 if __name__ == "__main__":

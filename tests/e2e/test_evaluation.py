@@ -82,7 +82,7 @@ async def test_an_evaluation_runs_a_golden_set_through_the_live_pipeline(
     assert run.returncode == 0, run.stdout + run.stderr
     evaluation_id = next(word for word in run.stdout.split() if word.startswith("eval-"))
     result = client_b.get(f"/v1/evaluations/{evaluation_id}").json()
-    assert result["status"] == "completed" and result["done"] == 4
+    assert result["status"] == "completed" and result["progress"]["done"] == 4
     metrics = result["metrics"]
     assert metrics["unanswerable_refused"] == 1.0 and metrics["degenerate"] == 0.0
     assert metrics["recall_at_k"] == 1.0

@@ -116,9 +116,10 @@ def run_evaluation(client: httpx.Client, body: Mapping[str, Any], timeout_s: flo
         if run.get("status") in ("completed", "failed"):
             full: dict[str, Any] = client.get(f"/v1/evaluations/{evaluation_id}").json()
             return full
-        if run.get("done", 0) != last:
-            last = run.get("done", 0)
-            log(f"  {evaluation_id}: {last}/{run.get('total', '?')}")
+        progress = run.get("progress", {})
+        if progress.get("done", 0) != last:
+            last = progress.get("done", 0)
+            log(f"  {evaluation_id}: {last}/{progress.get('total', '?')}")
         time.sleep(2.0)
     raise RuntimeError(f"evaluation {evaluation_id} did not end within {timeout_s:g}s")
 

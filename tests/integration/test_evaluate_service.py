@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -33,10 +32,10 @@ from gyre_runtime.bus import topology
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
-from gyre_runtime.generation import ChatTurn, GenerationParams, GenerationStream
 from gyre_runtime.service import Service
 from gyre_runtime.state.evaluations import EvaluationStore, GoldenSetStore
 from gyre_runtime.state.golden_sets import GoldenItem
+from tests.support.scripted_model import ScriptedModel
 
 TENANT = "tenant-e"
 SOURCE = RetrievedChunk(
@@ -52,65 +51,6 @@ ITEMS = [
                relevant=("zorbulon",)),
     GoldenItem(id="capital", question="What is the capital of France?", answerable=False),
 ]
-
-
-class ScriptedStream:
-    def __init__(self, words: list[str], delay_s: float) -> None:
-        self._words, self._delay_s, self._sent = words, delay_s, 0
-        self._reason: str | None = None
-
-    @property
-    def prompt_tokens(self) -> int:
-        return 12
-
-    @property
-    def completion_tokens(self) -> int:
-        return self._sent
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._reason
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._reason is not None or self._sent >= len(self._words):
-            self._reason = self._reason or "stop"
-            raise StopAsyncIteration
-        await asyncio.sleep(self._delay_s)
-        self._sent += 1
-        return self._words[self._sent - 1]
-
-    async def aclose(self) -> None:
-        self._reason = self._reason or "cancelled"
-
-
-class ScriptedModel:
-    """Answers every question with the same sentence; ``delay_s`` per word slows a run down."""
-
-    def __init__(self) -> None:
-        self.answer = "The Zorbulon protocol was invented by Mira Castellane [1]."
-        self.delay_s = 0.001
-        self.asked: list[str] = []
-
-    @property
-    def version(self) -> str:
-        return "scripted:1"
-
-    @property
-    def context_length(self) -> int:
-        return 2048
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def stream(self, messages: Sequence[ChatTurn], params: GenerationParams) -> GenerationStream:
-        self.asked.append(messages[-1][1])
-        return ScriptedStream(re.findall(r"\S+\s*", self.answer), self.delay_s)
-
-    async def close(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -143,7 +83,7 @@ async def retrieval(bus: Bus) -> AsyncIterator[dict[str, bool]]:
 
 @pytest.fixture
 async def generate(settings: Settings, retrieval: dict[str, bool]) -> AsyncIterator[tuple[Service, ScriptedModel]]:
-    model = ScriptedModel()
+    model = ScriptedModel("The Zorbulon protocol was invented by Mira Castellane [1].")
     service: Service = create_generate(settings, open_model=lambda _: model).state.service
     await service.start()
     yield service, model
@@ -272,7 +212,7 @@ async def test_a_run_interrupted_by_a_restart_resumes_where_it_stopped(
     settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel], short_ack_wait: None
 ) -> None:
     items = [
-        GoldenItem(id=f"q{i}", question=f"Who invented the Zorbulon protocol (variant {i})?",
+        GoldenItem(id=f"q{i}", question="Who invented the Zorbulon protocol?",
                    must_include=("Castellane",), relevant=("zorbulon",))
         for i in range(12)
     ]

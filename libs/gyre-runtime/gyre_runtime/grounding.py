@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from gyre_runtime.vectorstore.bm25 import ENGLISH_STOPWORDS
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -196,17 +198,9 @@ def split_sentences(text: str) -> list[str]:
 
 # --- content tokens ----------------------------------------------------------------------------
 
-# Function words, and what \w+ makes of contractions (don't -> don, t): they say nothing about support.
-STOPWORDS = frozenset(
+# Function words (BM25's English list) and a few more that say nothing about support.
+STOPWORDS = ENGLISH_STOPWORDS | frozenset(
     """
-    a about above after again against all am an and any are aren as at be because been before being
-    below between both but by can couldn d did didn do does doesn doing don down during each few for
-    from further had hadn has hasn have haven having he her here hers herself him himself his how i if
-    in into is isn it its itself ll m ma me mightn more most mustn my myself needn no nor not now o of
-    off on once only or other our ours ourselves out over own re s same shan she should shouldn so
-    some such t than that the their theirs them themselves then there these they this those through
-    to too under until up ve very was wasn we were weren what when where which while who whom why
-    will with won wouldn y you your yours yourself yourselves
     also just may might must would could shall cannot us e.g i.e eg ie etc via yes however thus
     therefore within without upon onto among whether either neither yet still even already always
     often many much every another something anything everything
@@ -546,3 +540,30 @@ def is_refusal(answer: str, no_answer_text: str) -> bool:
     if clause and first.startswith(clause):
         return True
     return _REFUSAL.search(first) is not None
+
+
+# --- does the retrieved text speak of what the question asks? --------------------------------------
+
+# Words that say how a question is asked, not what it is about ("what does the documentation say
+# about X?"): left out when checking that the sources mention what the question names.
+QUESTION_WORDS = frozenset(
+    content_tokens(
+        "documentation docs document say says said tell explain describe mean means meaning stand stands "
+        "provide provides used use using purpose work works happen happens way ways option command function "
+        "method module class example"
+    )
+)
+
+
+def question_coverage(question: str, texts: Sequence[str]) -> float:
+    """Share (0..1) of what the question names (its content words less QUESTION_WORDS) that ``texts`` mention.
+
+    A question about something no retrieved passage mentions ("What does PYTHONSTARTUP do?" over
+    pages that never name it) is not answered by them, however close their embeddings are. 1.0 for
+    a question with nothing to look for.
+    """
+    wanted = set(content_tokens(question)) - QUESTION_WORDS
+    if not wanted:
+        return 1.0
+    present = set(content_tokens(" ".join(texts)))
+    return len(wanted & present) / len(wanted)

@@ -10,7 +10,9 @@ API_PREFIX = "/v1/"
 MULTIPART_ROUTES = frozenset({"/v1/documents/upload"})
 # Golden sets are JSONL files: their route also reads them as sent (or as JSON {"items": [...]}).
 JSONL_ROUTE_PREFIX = "/v1/evaluations/sets/"
-JSONL_MEDIA_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/jsonlines", "text/plain"})
+JSONL_MEDIA_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines", "text/plain"}
+)
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 FORM_MEDIA_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 

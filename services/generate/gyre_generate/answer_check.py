@@ -10,6 +10,7 @@ citation, so a delivered answer always says where it comes from.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from typing import Literal
 
 from gyre_generate.selection import cited_sources, extractive_answer
 from gyre_runtime.grounding import (
+    QUESTION_WORDS,
     SentenceSupport,
     citation_numbers,
+    content_tokens,
     filter_citations,
     loop_start,
     sentence_support,
@@ -94,6 +97,77 @@ def _rewrite(text: str, supports: Sequence[SentenceSupport], sources: Sequence[s
     return _tidy("".join(pieces))
 
 
+_WORD = re.compile(r"[A-Za-z][A-Za-z_-]{3,}")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by one insertion, deletion or substitution (both lowercase)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = j = edits = 0
+    while i < len(a) and j < len(b):
+        if a[i] != b[j]:
+            edits += 1
+            if edits > 1:
+                return False
+            if len(a) == len(b):
+                i += 1
+            j += 1
+            continue
+        i += 1
+        j += 1
+    return edits + (len(b) - j) + (len(a) - i) <= 1
+
+
+def repair_copied_words(answer: str, sources: Sequence[str]) -> str:
+    """Words the model misspelled while copying them from the sources, spelled as the sources do.
+
+    A tiny model copies rare words with a letter off ("Qdrent" for "Qdrant"). A word of five letters
+    or more that no source has, one edit away from exactly one name in the sources (a word written
+    with a capital, ``_`` or ``-``: proper names and identifiers, not plain English, where one letter
+    makes another word) with the same first letter, is that name.
+    """
+    vocabulary: dict[str, str] = {}
+    for source in sources:
+        for word in _WORD.findall(source):
+            vocabulary.setdefault(word.lower(), word)
+    names = {lower: word for lower, word in vocabulary.items() if word[1:] != word[1:].lower() or word[0].isupper()
+             or "_" in word or "-" in word}
+
+    def repair(match: re.Match[str]) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if len(word) < 5 or lower in vocabulary:
+            return word
+        near = [
+            w for w in names
+            if w[0] == lower[0] and _within_one_edit(lower, w) and w.rstrip("s") != lower.rstrip("s")
+        ]
+        return names[near[0]] if len(near) == 1 else word
+
+    return _WORD.sub(repair, answer)
+
+
+def _informative(support: SentenceSupport, question: str, sources: Sequence[str]) -> SentenceSupport:
+    """``support``, unsupported when the sentence only restates the question or has a number no source has.
+
+    "The queue class implements a LIFO queue [1]." shares its words with the source because it shares
+    them with the question: it answers nothing. "ERROR is 1" against a source saying 40 has every
+    word supported but the one that matters.
+    """
+    if not support.supported:
+        return support
+    said = set(content_tokens(strip_citations(support.sentence))) - set(content_tokens(question)) - QUESTION_WORDS
+    numbers = set(_NUMBER.findall(strip_citations(support.sentence)))
+    known = set(_NUMBER.findall(" ".join(sources)))
+    if not said or not numbers <= known:
+        return dataclasses.replace(support, supported=False)
+    return support
+
+
 def check_answer(
     question: str,
     answer: str,
@@ -105,7 +179,9 @@ def check_answer(
     """``answer`` checked against ``sources`` (numbered from 1 as in the prompt).
 
     A looping tail is cut first (its first cycle kept). Then each sentence with content words is
-    checked: when fewer than ``min_supported_share`` of them are supported, or none, the answer is
+    checked (misspelled copies of source words repaired first; a sentence that only restates the
+    question, or holds a number no source has, counts as unsupported): when fewer than
+    ``min_supported_share`` of them are supported, or none, the answer is
     ``extractive_answer`` (``""`` when no source sentence shares a word with the question: the caller
     then says it does not know); otherwise the unsupported sentences are dropped.
     """
@@ -113,7 +189,11 @@ def check_answer(
     text = answer[:cut].rstrip() if cut is not None else answer.strip()
     if not sources:
         return CheckedAnswer(text, "none", 0, 0, ())
-    supports = sentence_support(text, sources, lexical_threshold=lexical_threshold)
+    text = repair_copied_words(text, sources)
+    supports = [
+        _informative(support, question, sources)
+        for support in sentence_support(text, sources, lexical_threshold=lexical_threshold)
+    ]
     supported = sum(support.supported for support in supports)
     total = len(supports)
     if supported == 0 or supported < min_supported_share * total:

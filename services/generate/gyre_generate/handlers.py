@@ -21,7 +21,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -36,6 +36,7 @@ from gyre_contracts import (
     GenerationLoad,
     GenerationRequested,
     Grounding,
+    RetrievedChunk,
     Timings,
     TokenDelta,
     Usage,
@@ -65,7 +66,7 @@ from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.generation import GenerationParams, Generator
-from gyre_runtime.grounding import is_refusal, loop_start
+from gyre_runtime.grounding import is_refusal, loop_start, question_coverage
 from gyre_runtime.guardrails.answers import AnswerGuard
 from gyre_runtime.guardrails.blocked_terms import BlockedTerms
 from gyre_runtime.logging import get_logger
@@ -99,6 +100,11 @@ async def keep_in_progress(ctx: MessageContext) -> None:
             await ctx.in_progress()
         except Exception as exc:  # a missed heartbeat at worst means a redelivery
             log.warning("in_progress_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def passages_of(hits: Sequence[RetrievedChunk]) -> list[str]:
+    """What the retrieved chunks say, with the titles and headings they sit under."""
+    return [" ".join((hit.title, *hit.heading_path, hit.text)) for hit in hits]
 
 
 def citation_numbers_in(text: str, count: int) -> tuple[int, ...]:
@@ -304,6 +310,10 @@ class GenerateHandler:
             clock.retrieval_ms = retrieval.retrieval_ms
             if not is_relevant(retrieval, min_score):
                 log.info("nothing_relevant", request_id=event.request_id, best=retrieval.best_similarity)
+                return await self._fixed(event, template.no_answer_text, template, "stop")
+            coverage = question_coverage(last_user_message(event.messages), passages_of(retrieval.hits))
+            if coverage < template.min_question_coverage:
+                log.info("question_not_covered", request_id=event.request_id, coverage=round(coverage, 2))
                 return await self._fixed(event, template.no_answer_text, template, "stop")
         prompt = build_prompt(
             template, event.messages, retrieval.hits if retrieval else None, count,

@@ -3,7 +3,7 @@ corrected, the extractive fallback when too little is supported."""
 
 from __future__ import annotations
 
-from gyre_generate.answer_check import check_answer
+from gyre_generate.answer_check import check_answer, repair_copied_words
 
 GYRE = "Gyre stores documents in Qdrant and answers with citations."
 GETCWD = "os.getcwd()\nReturn a string representing the current working directory."
@@ -49,8 +49,8 @@ def test_a_looping_tail_is_cut_before_the_sentences_are_checked() -> None:
 
 def test_a_mostly_invented_answer_falls_back_to_the_extractive_answer() -> None:
     answer = f"{INVENTED} It was written in 1999 by Guido. Gyre stores documents [1]."
-    checked = check_answer(QUESTION, answer, [GYRE])
-    assert (checked.action, checked.supported, checked.total) == ("extractive", 1, 3)
+    checked = check_answer(QUESTION, answer, [GYRE])  # the last sentence only restates the question
+    assert (checked.action, checked.supported, checked.total) == ("extractive", 0, 3)
     assert checked.text == f'From [1]: "{GYRE}"'
 
 
@@ -127,3 +127,26 @@ def test_a_python_docs_paraphrase_is_supported_by_the_signature_and_its_descript
     )
     assert checked.action == "kept"
     assert checked.text == "Call os.getcwd(), which returns a string with the current working directory [2]."
+
+
+def test_a_sentence_that_only_restates_the_question_is_not_an_answer() -> None:
+    sources = ["class queue.LifoQueue(maxsize=0) Constructor for a LIFO queue.", "The queue module has queues."]
+    checked = check_answer("Which queue class implements a LIFO queue?", "The queue class implements a LIFO queue [1].",
+                           sources)
+    assert checked.action == "extractive" and "LifoQueue" in checked.text and checked.cited == (1,)
+
+
+def test_a_number_no_source_has_makes_a_sentence_unsupported() -> None:
+    source = "ERROR 40 Due to a more serious problem, the software has not been able to perform some function."
+    question = "What is the numeric value of the logging level ERROR?"
+    wrong = check_answer(question, "The level ERROR is 1 [1].", [source])
+    assert wrong.action == "extractive" and "40" in wrong.text
+    right = check_answer(question, "The level ERROR is 40 [1].", [source])
+    assert right.action == "kept" and right.text == "The level ERROR is 40 [1]."
+
+
+def test_a_name_misspelled_while_copying_is_spelled_as_the_source_does() -> None:
+    checked = check_answer("Where does Gyre store documents?", "Gyre stores documents in Qdrent [1].", [GYRE])
+    assert checked.text == "Gyre stores documents in Qdrant [1]." and checked.action == "kept"
+    # Plain words are left alone: one letter makes another English word.
+    assert repair_copied_words("The answer is short.", ["Answers are kept short."]) == "The answer is short."

@@ -14,6 +14,7 @@ from gyre_runtime.grounding import (
     filter_citations,
     lexical_support,
     loop_start,
+    question_coverage,
     repetition_loop,
     sentence_spans,
     sentence_support,
@@ -338,3 +339,13 @@ def test_a_list_item_repeated_three_times_is_a_loop() -> None:
     start = loop_start(text)
     assert start is not None
     assert text[:start] == "Gyre has:\n- Gyre stores documents.\n- It cites them.\n"
+
+
+def test_question_coverage_is_the_share_of_what_the_question_names_that_the_passages_mention() -> None:
+    passages = ["os.getcwd() Return a string representing the current working directory."]
+    assert question_coverage("What does os.getcwd() return?", passages) == 1.0
+    # How a question is asked does not count; what it asks about does.
+    assert question_coverage("What does the documentation say about the working directory?", passages) == 1.0
+    assert question_coverage("What does the PYTHONSTARTUP environment variable do?", passages) == 0.0
+    assert question_coverage("qwxz zzkq florp vintrabulous?", passages) == 0.0
+    assert question_coverage("What is it?", passages) == 1.0  # nothing to look for

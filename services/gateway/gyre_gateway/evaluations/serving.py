@@ -22,6 +22,7 @@ from gyre_gateway.evaluations.protocol import (
     RetrievalSettings,
     SamplingSettings,
 )
+from gyre_gateway.media_type import JSONL_MEDIA_TYPES
 from gyre_gateway.upstream import connected, publish
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
@@ -46,10 +47,6 @@ PROMPTS_BUCKET = "gyre_prompts"
 MODELS_BUCKET = "gyre_models"
 EVALUATION_ID_PREFIX = "eval-"
 JSONL_MEDIA_TYPE = "application/x-ndjson"
-# What a golden set may be sent as besides JSON ``{"items": [...]}``: its JSONL file as it is.
-JSONL_MEDIA_TYPES = frozenset(
-    {JSONL_MEDIA_TYPE, "application/jsonl", "application/x-jsonlines", "application/jsonlines", "text/plain"}
-)
 _EVALUATION_ID = re.compile(EVALUATION_ID_PATTERN)
 
 

@@ -1,0 +1,13 @@
+"""docs/benchmarks.md is shared by every benchmark: each replaces only its own section."""
+
+from __future__ import annotations
+
+
+def replace_section(document: str, section: str, marker: str) -> str:
+    """``document`` with the section starting at ``marker`` replaced by ``section`` (appended if absent)."""
+    if marker not in document:
+        return document.rstrip() + "\n\n" + section.rstrip() + "\n"
+    head, _, tail = document.partition(marker)
+    rest = tail.split("\n## ", 1)
+    after = ("\n## " + rest[1]) if len(rest) > 1 else ""
+    return head + section.rstrip() + "\n" + after
