@@ -175,6 +175,7 @@ def check_answer(
     *,
     min_supported_share: float = 0.5,
     lexical_threshold: float = 0.6,
+    titles: Sequence[str] = (),
 ) -> CheckedAnswer:
     """``answer`` checked against ``sources`` (numbered from 1 as in the prompt).
 
@@ -197,7 +198,7 @@ def check_answer(
     supported = sum(support.supported for support in supports)
     total = len(supports)
     if supported == 0 or supported < min_supported_share * total:
-        quoted, cited = extractive_answer(question, sources)
+        quoted, cited = extractive_answer(question, sources, titles=titles)
         return CheckedAnswer(quoted, "extractive", supported, total, cited)
     delivered = _rewrite(text, supports, sources, lexical_threshold)
     action: Action = "kept" if supported == total and cut is None else "trimmed"

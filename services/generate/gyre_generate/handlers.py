@@ -414,7 +414,9 @@ class GenerateHandler:
             # replace with a quote (the check would find some sentence sharing a word with the question).
             checked = CheckedAnswer(text="", action="none", supported=0, total=0, cited=())
         else:
-            checked = check_answer(last_user_message(event.messages), raw, prompt.source_texts)
+            checked = check_answer(
+                last_user_message(event.messages), raw, prompt.source_texts, titles=[s.title for s in prompt.sources]
+            )
         guarded = answer_guard.apply(checked.text or template.no_answer_text)
         if not cancelled:
             clock.token()

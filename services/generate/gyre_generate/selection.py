@@ -83,10 +83,20 @@ def _quoted(label: str, sentences: Sequence[str]) -> str:
     return f'"{body}"'
 
 
-def extractive_answer(question: str, sources: Sequence[str], *, max_sentences: int = 2) -> tuple[str, tuple[int, ...]]:
+def short_title(title: str) -> str:
+    """A document title's name part: "shutil — High-level file operations — Python 3.11 documentation" -> "shutil"."""
+    name = re.split(r"\s[—–-]\s", title.strip(), maxsplit=1)[0].strip()
+    return name if len(name) <= 60 else ""
+
+
+def extractive_answer(
+    question: str, sources: Sequence[str], *, max_sentences: int = 2, titles: Sequence[str] = ()
+) -> tuple[str, tuple[int, ...]]:
     """The source sentences that match ``question`` best, quoted and cited, and the sources cited.
 
-    ``From [1]: "Gyre stores documents in Qdrant and answers with citations."``: one line per source,
+    ``From [1]: "Gyre stores documents in Qdrant and answers with citations."``, or with the source's
+    ``titles`` ``From [1] (gyre-intro): "..."`` (the page a passage comes from often names what the
+    question asks for, as a manual page's name does, and its words count in the match): one line per source,
     the best-matching source first, its sentences in their order (adjacent ones in one quote), a label
     line before a sentence (a signature such as "os.getcwd()") quoted with it and counted in its match.
     Ties go to the earlier source and sentence; a further sentence is quoted only when it matches at
@@ -96,14 +106,16 @@ def extractive_answer(question: str, sources: Sequence[str], *, max_sentences: i
     question_tokens = frozenset(content_tokens(question))
     candidates: list[tuple[float, int, int]] = []  # (overlap, source number, sentence index)
     per_source: dict[int, list[str]] = {}
+    names = [short_title(title) for title in titles]
     for number, source in enumerate(sources, start=1):
         sentences = [strip_citations(sentence) for sentence in split_sentences(source)]
         per_source[number] = sentences
+        name = names[number - 1] if number <= len(names) else ""
         for index, sentence in enumerate(sentences):
             if _is_label(sentence):
                 continue  # quoted with the sentence it labels, never alone
             label = _label_before(sentences, index)
-            overlap = _question_overlap(question_tokens, f"{label} {sentence}")
+            overlap = _question_overlap(question_tokens, f"{name} {label} {sentence}")
             if overlap > 0:
                 candidates.append((overlap, number, index))
     if not candidates:
@@ -132,7 +144,8 @@ def extractive_answer(question: str, sources: Sequence[str], *, max_sentences: i
             else:
                 runs.append([index])
         quotes = (_quoted(_label_before(sentences, run[0]), [sentences[i] for i in run]) for run in runs)
-        lines.append(f"From [{number}]: {' '.join(quotes)}")
+        name = names[number - 1] if number <= len(names) else ""
+        lines.append(f"From [{number}]{f' ({name})' if name else ''}: {' '.join(quotes)}")
     return "\n".join(lines), order
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gyre_generate.selection import cited_sources, extractive_answer, select_passage
+from gyre_generate.selection import cited_sources, extractive_answer, select_passage, short_title
 
 GYRE = "Gyre stores documents in Qdrant and answers with citations."
 GETCWD = "os.getcwd()\nReturn a string representing the current working directory."
@@ -140,3 +140,15 @@ def test_cited_sources_are_the_existing_ones_in_order() -> None:
 
 def test_an_answer_citing_nothing_cites_no_source() -> None:
     assert cited_sources("Gyre stores documents.", 2) == ()
+
+
+def test_an_extractive_answer_names_the_page_it_quotes() -> None:
+    text, cited = extractive_answer(
+        "Which git command checks the GPG signature of commits?",
+        ["Signs a tag with GPG.", "Validates the GPG signature created by git commit -S."],
+        titles=["git-tag(1)", "git-verify-commit(1)"],
+    )
+    # The page's name counts in the match: the verify-commit page wins over the tag page.
+    assert text == 'From [2] (git-verify-commit(1)): "Validates the GPG signature created by git commit -S."'
+    assert cited == (2,)
+    assert short_title("shutil — High-level file operations — Python 3.11.2 documentation") == "shutil"
