@@ -476,10 +476,13 @@ async def test_topology_creation_is_idempotent(settings: Settings) -> None:
 
         expected_streams = {bus.stream_name(s.name) for s in topology.STREAMS}
         expected_buckets = {bus.bucket_name(b.name) for b in topology.BUCKETS}
+        expected_objects = {bus.bucket_name(b.name) for b in topology.OBJECT_STORES}
         names = {info.config.name for info in await bus.js.streams_info()}
-        assert names == expected_streams | {f"KV_{b}" for b in expected_buckets}
+        assert names == expected_streams | {f"KV_{b}" for b in expected_buckets} | {f"OBJ_{b}" for b in expected_objects}
         for bucket in expected_buckets:
             await bus.js.key_value(bucket)
+        for store in expected_objects:
+            await bus.js.object_store(store)
 
         # Two Service replicas then start against it and share the one durable consumer.
         handled: list[tuple[int, str]] = []
