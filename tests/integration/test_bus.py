@@ -478,7 +478,8 @@ async def test_topology_creation_is_idempotent(settings: Settings) -> None:
         expected_buckets = {bus.bucket_name(b.name) for b in topology.BUCKETS}
         expected_objects = {bus.bucket_name(b.name) for b in topology.OBJECT_STORES}
         names = {info.config.name for info in await bus.js.streams_info()}
-        assert names == expected_streams | {f"KV_{b}" for b in expected_buckets} | {f"OBJ_{b}" for b in expected_objects}
+        stores = {f"KV_{b}" for b in expected_buckets} | {f"OBJ_{b}" for b in expected_objects}
+        assert names == expected_streams | stores
         for bucket in expected_buckets:
             await bus.js.key_value(bucket)
         for store in expected_objects:
