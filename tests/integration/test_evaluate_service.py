@@ -251,3 +251,18 @@ async def test_a_run_interrupted_by_a_restart_resumes_where_it_stopped(
     assert len(model.asked) - asked_before <= 12 - 5 + 2
     rows = await store.results(run)
     assert sorted(row["item_id"] for row in rows) == sorted(item.id for item in items)
+
+
+async def test_a_gate_naming_an_unknown_metric_fails_the_run_at_once(
+    settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
+) -> None:
+    await put_set(bus, ITEMS)
+    evaluate = await start_evaluate(settings)
+    try:
+        _, done = await request(bus, set_name="zorbulon", floors={"wisdom": 0.5})
+        completed = await asyncio.wait_for(done, 30)
+    finally:
+        await evaluate.stop()
+    _, model = generate
+    assert completed.status == "failed" and "wisdom" in completed.reason
+    assert model.prompts == []  # nothing was asked before the run failed

@@ -83,6 +83,10 @@ class EvaluateHandler:
         return run
 
     async def _run(self, event: EvaluationRequested, run: EvaluationRun) -> None:
+        try:
+            gate = Gate(floors=dict(event.floors)) if event.floors else Gate()
+        except ValueError as exc:  # a publisher other than the gateway named a metric that does not exist
+            raise RunFailed(f"invalid gate: {exc}") from exc
         version, items = await self.sets.get(event.tenant, event.set_name, event.set_version)
         run.set_version, run.total = version, len(items)
         await self.pipeline.generate_load()  # no generate replica: fail now, not after the first timeout
@@ -127,7 +131,6 @@ class EvaluateHandler:
         scores = [scored[i] for i in range(len(items))]
         run.metrics = aggregate(scores)
         comparison = None
-        gate = Gate(floors=dict(event.floors)) if event.floors else Gate()
         if baseline is not None:
             baseline_run, baseline_scores = baseline
             comparison = compare(baseline_scores, scores)
