@@ -513,6 +513,54 @@ def cmd_synth(
     return OK
 
 
+# ---------------------------------------------------------------- from feedback
+
+
+async def read_feedback(settings: Settings, tenant: str) -> list[Any]:
+    """Every FeedbackRecorded of ``tenant`` in the GYRE_FEEDBACK stream (ratings joined to their answers)."""
+    from gyre_contracts import FeedbackRecorded, decode_event
+    from gyre_runtime.bus.connection import connect
+
+    bus = await connect(settings, name="gyre-cli", patient=False)
+    try:
+        subject = bus.subject(FeedbackRecorded.subject)
+        info = await bus.js.stream_info(bus.stream_name("GYRE_FEEDBACK"), subjects_filter=subject)
+        total = (info.state.subjects or {}).get(subject, 0)
+        records: list[Any] = []
+        if total:
+            sub = await bus.js.subscribe(subject, ordered_consumer=True)
+            try:
+                for _ in range(total):
+                    msg = await sub.next_msg(timeout=settings.request_timeout_s + 30)
+                    event = decode_event(msg.data, FeedbackRecorded, dict(msg.headers or {}))
+                    if event.tenant == tenant:
+                        records.append(event)
+            finally:
+                await sub.unsubscribe()
+        return records
+    finally:
+        await bus.close()
+
+
+def cmd_from_feedback(args: argparse.Namespace, client: EvalClient, out: TextIO, *,
+                      settings: Settings | None = None) -> int:
+    """Rated answers as golden items: a thumbs-up's answer as the reference, a thumbs-down's correction."""
+    from gyre_runtime.state.golden_sets import dump_golden_jsonl, items_from_feedback
+
+    records = asyncio.run(read_feedback(settings or load_settings(), args.tenant))
+    items = items_from_feedback(records)
+    print(f"{len(items)} items from {len(records)} ratings of tenant {args.tenant!r} "
+          "(thumbs-down without a correction are left out)", file=sys.stderr)
+    if not items:
+        return RUN_FAILED
+    data = dump_golden_jsonl(items)
+    if args.put:
+        print(put_receipt(client.put_set(args.put, data)), file=out)
+    else:
+        write_output(data, args.output, out)
+    return OK
+
+
 # ---------------------------------------------------------------- parser and entry point
 
 
@@ -569,6 +617,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         if action == "export":
             parser.add_argument("-o", "--output", help="file to write (default: standard output)")
     sets.set_defaults(handler=cmd_sets)
+    feedback = sets_actions.add_parser(
+        "from-feedback", parents=[common], help="golden items from a tenant's rated answers (FeedbackRecorded)"
+    )
+    feedback.add_argument("--tenant", required=True)
+    target = feedback.add_mutually_exclusive_group()
+    target.add_argument("-o", "--output", help="file to write (default: standard output)")
+    target.add_argument("--put", metavar="NAME", help="store the items as golden set NAME through the gateway")
+    feedback.set_defaults(handler=cmd_from_feedback)
 
     run = actions.add_parser("run", parents=[common], help="evaluate a golden set; prints the evaluation id")
     run.add_argument("set")

@@ -16,7 +16,7 @@ import pytest
 
 from gyre_cli import eval_command
 from gyre_cli.eval_command import ChunkText, EvalClient
-from gyre_contracts import Chunk, ChunksReady
+from gyre_contracts import Chunk, ChunksReady, FeedbackRecorded
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings, load_settings
@@ -428,3 +428,41 @@ def test_synth_for_a_tenant_without_documents_says_so(
     status = eval_command.cmd_synth(args, client_of(lambda r: httpx.Response(500)), io.StringIO(),
                                     synthesizer=lambda *a, **k: [], settings=nats_settings)
     assert status == 1 and "tenant 'nobody' has no indexed documents" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- from feedback
+
+
+async def record_feedback(settings: Settings) -> None:
+    """What the feedback service leaves behind: FeedbackRecorded in GYRE_FEEDBACK."""
+    bus = await connect(settings, name="gyre-test")
+    try:
+        await ensure_topology(bus)
+        publisher = Publisher(bus, "feedback")
+        common = {"model_version": "m:1", "prompt_version": "rag-answer:1", "question": "Where is data kept?"}
+        events = [
+            FeedbackRecorded(tenant="t", feedback_id="f1", request_id="r1", rating=1, answer="In Qdrant [1].",
+                             cited_documents=("intro",), **common),
+            FeedbackRecorded(tenant="t", feedback_id="f2", request_id="r2", rating=-1, answer="In a shoebox.",
+                             correction="Documents are kept in Qdrant.", **common),
+            FeedbackRecorded(tenant="t", feedback_id="f3", request_id="r3", rating=-1, answer="Nowhere.", **common),
+            FeedbackRecorded(tenant="other", feedback_id="f4", request_id="r4", rating=1, answer="Theirs.", **common),
+        ]
+        for event in events:
+            await publisher.publish(event, event_id=event.feedback_id)
+    finally:
+        await bus.close()
+
+
+def test_from_feedback_turns_a_tenants_ratings_into_golden_items(nats_settings: Settings) -> None:
+    asyncio.run(record_feedback(nats_settings))
+    out = io.StringIO()
+    args = parse("eval", "sets", "from-feedback", "--tenant", "t")
+    status = eval_command.cmd_from_feedback(args, client_of(lambda r: httpx.Response(500)), out,
+                                            settings=nats_settings)
+    assert status == 0
+    items = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    # The thumbs-up's answer and the thumbs-down's correction; a thumbs-down without one says nothing right.
+    assert [item["answer"] for item in items] == ["In Qdrant [1].", "Documents are kept in Qdrant."]
+    assert items[0]["relevant"] == ["intro"] and items[1]["tags"] == ["negative"]
+    assert all(item["origin"] == "feedback" for item in items)
