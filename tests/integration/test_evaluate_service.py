@@ -266,3 +266,17 @@ async def test_a_gate_naming_an_unknown_metric_fails_the_run_at_once(
     _, model = generate
     assert completed.status == "failed" and "wisdom" in completed.reason
     assert model.prompts == []  # nothing was asked before the run failed
+
+
+async def test_a_model_the_generate_replicas_do_not_serve_fails_the_run_naming_what_they_serve(
+    settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
+) -> None:
+    await put_set(bus, ITEMS)
+    evaluate = await start_evaluate(settings)
+    try:
+        _, done = await request(bus, set_name="zorbulon", model="gemma-3-270m")
+        completed = await asyncio.wait_for(done, 30)
+    finally:
+        await evaluate.stop()
+    assert completed.status == "failed"
+    assert "unknown model 'gemma-3-270m'" in completed.reason and "scripted:1" in completed.reason

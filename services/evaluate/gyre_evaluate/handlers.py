@@ -38,6 +38,8 @@ log = get_logger()
 PROGRESS_EVERY = 5
 # A run whose items fail this often (GenerationFailed, not refusals) is not measuring anything.
 MAX_ERROR_SHARE = 0.2
+# GenerationFailed codes that every other item would get too: the run ends at the first.
+FAILS_EVERY_ITEM = frozenset({"unknown_model", "unknown_prompt_label"})
 _score_decoder = msgspec.json.Decoder(ItemScore)
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
@@ -113,6 +115,8 @@ class EvaluateHandler:
                 await self.runs.put_item(run.id, index, row)
                 scored[index] = score
                 run.done += 1
+                if answer.error_code in FAILS_EVERY_ITEM:
+                    raise RunFailed(f"generate refused the run's settings: {answer.error}")
                 if answer.error:
                     run.errors += 1
                     if run.errors > max(3, MAX_ERROR_SHARE * run.total):

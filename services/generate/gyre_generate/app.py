@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
             retriever=Retriever(svc.publisher, timeout_s=settings.request_timeout_s),
             running=running,
             prompt_name=settings.prompt_name,
+            model_name=settings.generation_model,
             min_score=settings.retrieval_min_score,
             blocked=BlockedTerms.from_setting(settings.blocked_terms),
             max_input_tokens=settings.max_input_tokens,

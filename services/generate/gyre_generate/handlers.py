@@ -252,6 +252,7 @@ class GenerateHandler:
     retriever: Retriever
     running: RunningGenerations
     prompt_name: str = "rag-answer"
+    model_name: str = ""  # the model's id in the registry (its version is the generator's)
     min_score: float = 0.2
     blocked: BlockedTerms = field(default_factory=BlockedTerms)
     max_input_tokens: int = 2048
@@ -292,6 +293,7 @@ class GenerateHandler:
                 f"client waits ({self.expire_after_s:g}s, GYRE_REQUEST_TIMEOUT_S); send it again",
                 "expired",
             )
+        self._check_model(event)
         count = self.generator.count_tokens
         check_input_length(event.messages, count, self.max_input_tokens)
         template = await self.prompts.resolve(self.prompt_name, label=event.prompt_label or "production")
@@ -328,6 +330,22 @@ class GenerateHandler:
         if run.cancelled:
             return Answer("", "cancelled", template.ref, guardrails=flagged)
         return await self._generate(event, run, clock, guard, template, prompt, params, flagged)
+
+    def _check_model(self, event: GenerationRequested) -> None:
+        """An evaluation measures the model it names: one this replica does not serve is refused.
+
+        A user's ``model`` is left alone: OpenAI clients send a model name of their own ("gpt-4o") and
+        get the served model, as from any single-model server.
+        """
+        if event.purpose != "evaluation" or not event.model:
+            return
+        served = self.generator.version
+        if event.model in (self.model_name, served) or served.startswith(f"{event.model}:"):
+            return
+        raise RequestRefused(
+            f"unknown model {event.model!r}: this generate replica serves {self.model_name or served} ({served})",
+            "unknown_model",
+        )
 
     async def _retrieve(self, event: GenerationRequested, min_score: float) -> Retrieval:
         question = last_user_message(event.messages)
