@@ -436,11 +436,12 @@ class GenerateHandler:
                 last_user_message(event.messages), raw, prompt.source_texts, titles=[s.title for s in prompt.sources]
             )
         guarded = answer_guard.apply(checked.text or template.no_answer_text)
+        deltas.discard()
         if not cancelled:
+            # Word by word, as a fixed answer is: a client shows it growing, as it shows a model's.
             clock.token()
-            for piece in words_of(guarded.text):
-                await deltas.add(piece)
-        await deltas.close()
+            for index, piece in enumerate(words_of(guarded.text)):
+                await self._emit(event, index, piece)
         acted: tuple[str, ...] = (f"grounding_{checked.action}",) if checked.action in ("trimmed", "extractive") else ()
         acted += ("model_refused",) if not checked.text and checked.action == "none" else ()
         return Answer(
