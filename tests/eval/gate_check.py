@@ -20,7 +20,15 @@ from typing import Any
 
 from gyre_contracts.evaluate import METRICS
 from gyre_runtime.state.golden_sets import parse_golden_jsonl
-from tests.eval.harness import ingest_pages, log, put_set, run_evaluation, running_stack
+from tests.eval.harness import (
+    LEGACY_LABEL,
+    ingest_pages,
+    label_legacy_prompt,
+    log,
+    put_set,
+    run_evaluation,
+    running_stack,
+)
 
 GATE_DIR = Path(__file__).resolve().parent / "gate"
 BASELINE = GATE_DIR / "baseline.json"
@@ -54,6 +62,10 @@ def floors_from(baseline: dict[str, float]) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--update-baseline", action="store_true", help="write this run's figures as the baseline")
+    parser.add_argument(
+        "--legacy", action="store_true",
+        help="gate Gyre's first default answer path instead of the production one (it fails: the gate can fail)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     items = parse_golden_jsonl((GATE_DIR / "golden.jsonl").read_bytes())
@@ -65,11 +77,14 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="gyre-eval-gate-") as data_dir, running_stack(
         Path(data_dir), [TENANT]
-    ) as (_stack, clients):
+    ) as (stack, clients):
         client = clients[TENANT]
         ingest_pages(client, documents_dir, documents)
         put_set(client, SET_NAME, items)
         body: dict[str, Any] = {"set": SET_NAME}
+        if args.legacy:
+            label_legacy_prompt(stack)
+            body.update(prompt_label=LEGACY_LABEL, sampling={"max_tokens": 256})
         if baseline and not args.update_baseline:
             body["floors"] = floors_from(baseline)
         run = run_evaluation(client, body, timeout_s=900)
@@ -86,7 +101,7 @@ def main() -> int:
         if metric in metrics:
             print(f"| {metric} | {baseline.get(metric, float('nan')):.3f} | {metrics[metric]:.3f} | "
                   f"{floors.get(metric, float('nan')):.3f} |")
-    if args.update_baseline:
+    if args.update_baseline and not args.legacy:
         BASELINE.write_text(json.dumps({"prompt_version": run.get("prompt_version"),
                                         "model_version": run.get("model_version"),
                                         "metrics": {k: round(v, 4) for k, v in metrics.items()}}, indent=2) + "\n")

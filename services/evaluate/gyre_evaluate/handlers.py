@@ -174,14 +174,17 @@ class EvaluateHandler:
         mode = event.retrieval.mode if event.retrieval else "hybrid"
         top_k = event.retrieval.top_k if event.retrieval else self.default_top_k
         params = self._sampling(event)
-        hits: list[tuple[str, str]] = []
-        if item.relevant and top_k > 0:
-            hits = await self.pipeline.retrieve(event.tenant, item.question, mode, max(top_k, 10))
+        # The retrieval metrics come from the same call generate makes (same question, mode, and at least
+        # top_k): its ranking, and the full text of the chunks an answer's sources point at (a
+        # citation carries only an excerpt) for groundedness.
+        retrieved = await self.pipeline.retrieve(event.tenant, item.question, mode, max(top_k, 10)) if top_k else []
+        hits = [(chunk.document_id, chunk.chunk_id) for chunk in retrieved]
+        texts = {chunk.chunk_id: chunk.text for chunk in retrieved}
         answer = await self.pipeline.answer(
             event.tenant, item.question, prompt_label=event.prompt_label, params=params, mode=mode, top_k=top_k,
             model=event.model,
         )
-        sources = [(c.number, c.document_id, c.chunk_id, c.excerpt) for c in answer.sources]
+        sources = [(c.number, c.document_id, c.chunk_id, texts.get(c.chunk_id, c.excerpt)) for c in answer.sources]
         score = await asyncio.to_thread(
             score_item,
             item_id=item.id, question=item.question, answer=answer.text, reference=item.answer or None,

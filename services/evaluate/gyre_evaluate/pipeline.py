@@ -31,6 +31,7 @@ from gyre_contracts import (
     GenerationLoad,
     GenerationLoadRequest,
     GenerationRequested,
+    RetrievedChunk,
     RetrieveRequest,
     RetrieveResult,
     SamplingParams,
@@ -97,13 +98,13 @@ class LivePipeline:
 
     async def retrieve(
         self, tenant: str, question: str, mode: RetrievalMode, top_k: int
-    ) -> list[tuple[str, str]]:
-        """The ranked (document_id, chunk_id) hits, as ``POST /v1/search`` gets them."""
+    ) -> list[RetrievedChunk]:
+        """The ranked hits, as ``POST /v1/search`` gets them."""
         request = RetrieveRequest(tenant=tenant, query=question, top_k=top_k, mode=mode, request_id=new_id())
         result = decode_event(await self._request(request, 30.0), RetrieveResult)
         if result.error:
             raise PipelineUnavailable(f"retrieval failed: {result.error}")
-        return [(hit.document_id, hit.chunk_id) for hit in result.hits]
+        return list(result.hits)
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Normalised embeddings of ``texts`` from the embed service (for embedding-similarity metrics)."""
