@@ -580,3 +580,26 @@ def test_a_heading_whose_text_is_a_table_of_contents_backlink_keeps_its_text() -
             b"</div></body></html>")
     text = extract(page, "text/html").text
     assert "## Coroutines" in text and "Coroutines are declared" in text
+
+
+def test_a_manual_page_keeps_every_section_and_its_name_line_though_one_section_is_most_of_it() -> None:
+    # asciidoc's manual pages (Debian's git-doc): the title and NAME in a header, then one div.sect1
+    # per section, OPTIONS often most of the text.
+    options = "".join(
+        f"<dt>--option-{i}</dt><dd><p>Does thing number {i} to the repository.</p></dd>" for i in range(60)
+    )
+    page = f"""<html><head><title>git-clone(1)</title></head><body>
+      <div id="header"><h1>git-clone(1) Manual Page</h1><h2>NAME</h2>
+        <div class="sectionbody"><p>git-clone - Clone a repository into a new directory</p></div></div>
+      <div id="content">
+        <div class="sect1"><h2>SYNOPSIS</h2><div class="sectionbody"><pre>git clone [options] repo</pre></div></div>
+        <div class="sect1"><h2>DESCRIPTION</h2><div class="sectionbody">
+          <p>Clones a repository into a newly created directory.</p></div></div>
+        <div class="sect1"><h2>OPTIONS</h2><div class="sectionbody"><dl>{options}</dl></div></div>
+      </div>
+      <div id="footer"><div id="footer-text">Last updated 2023-01-01</div></div></body></html>"""
+    text = extract(page.encode(), "text/html").text
+    assert text.startswith("# git-clone(1) Manual Page")
+    assert "git-clone - Clone a repository into a new directory" in text
+    assert "Clones a repository into a newly created directory." in text and "--option-59" in text
+    assert "Last updated" not in text

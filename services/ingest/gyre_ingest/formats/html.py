@@ -186,6 +186,24 @@ def _densest(root: Any) -> Any:
         if _text_length(parent) - _text_length(best) - headings > 10:
             break
         best = parent
+    # A page made of sections of one kind (asciidoc's div.sect1: NAME, SYNOPSIS, DESCRIPTION, OPTIONS
+    # of a manual page) where one section holds most of the text: the content is all the sections,
+    # not the longest one alone.
+    while best is not root and (best.get("class") or best.tag == "section"):
+        parent = best.getparent()
+        if not any(
+            peer is not best and peer.tag == best.tag and peer.get("class") == best.get("class") and _text_length(peer)
+            for peer in parent
+        ):
+            break
+        best = parent
+    # The page's title, with a little text of its own (a manual page's NAME line under its <h1>), may
+    # sit in a header beside the content: take it in when it adds little besides.
+    while best is not root and not best.xpath(".//h1"):
+        parent = best.getparent()
+        if not parent.xpath(".//h1") or _text_length(parent) - _text_length(best) > 0.1 * _text_length(best):
+            break
+        best = parent
     return best
 
 
