@@ -9,7 +9,8 @@ golden sets), on one fresh local stack with the real models:
    default (the ``legacy`` prompt version: whole chunks in the system message, no grounding check,
    relevance floor 0.2, max_tokens 256); "after" is the production default, with "before" as its
    baseline, so the service pairs the items and reports differences with bootstrap CIs and McNemar;
-4. the README's example (one document, "Where does Gyre store documents?") is asked through the chat API.
+4. the production default once more with dense retrieval instead of hybrid, paired with the hybrid run;
+5. the README's example (one document, "Where does Gyre store documents?") is asked through the chat API.
 
 Run: `just bench-answers` (or `.venv/bin/python -m tests.bench.answers --write docs/benchmarks.md`);
 `--corpus NAME` for one corpus, `--items N` for a seeded sample of each set.
@@ -134,7 +135,27 @@ def targets(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     return [f"- {'met' if ok else '**not met**'}: {what} ({value})" for what, ok, value in checks]
 
 
-def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any]]], readme: Mapping[str, Any],
+RETRIEVAL_MODE_METRICS = ("must_include", "recall_at_k", "mrr_at_10", "grounded_sentences", "unanswerable_refused",
+                          "answerable_refused")
+
+
+def mode_table(hybrid: Mapping[str, Any], dense: Mapping[str, Any]) -> list[str]:
+    comparison = {row["metric"]: row for row in dense.get("comparison", [])}
+    lines = ["| retrieval mode | " + " | ".join(RETRIEVAL_MODE_METRICS) + " |",
+             "| --- |" + " --- |" * len(RETRIEVAL_MODE_METRICS)]
+    for name, run in (("hybrid (default)", hybrid), ("dense", dense)):
+        lines.append(f"| {name} | " + " | ".join(fmt(m, run["metrics"].get(m)) for m in RETRIEVAL_MODE_METRICS) + " |")
+    cells = []
+    for metric in RETRIEVAL_MODE_METRICS:
+        row = comparison.get(metric)
+        cells.append("-" if row is None or row.get("ci_low") is None else
+                     f"{fmt(metric, row['diff'])} ({fmt(metric, row['ci_low'])} .. {fmt(metric, row['ci_high'])})")
+    lines.append("| dense - hybrid (95% CI) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]],
+           readme: Mapping[str, Any],
            items_per_set: int, duration_s: float) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -151,7 +172,7 @@ def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any]]
         "No LLM judge: `must_include` is the correctness figure (every expected term, word-bounded, in the answer).",
         "",
     ]
-    for corpus, before, after in results:
+    for corpus, before, after, dense in results:
         size = f"{len(corpus.items)} items" if not items_per_set else f"a seeded sample of {items_per_set} items"
         lines += [
             f"### {corpus.name} (Debian `{corpus.package}` {corpus.package_version}, {len(corpus.documents)} pages, "
@@ -169,6 +190,10 @@ def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any]]
             "Answers the after run still gets wrong (first three):",
             "",
             *(worst_examples(after) or ["- none"]),
+            "",
+            "The same default with dense retrieval instead of hybrid (paired with the hybrid run):",
+            "",
+            *mode_table(after, dense),
             "",
         ]
     lines += ["### The README's example, after", ""]
@@ -211,14 +236,21 @@ def main() -> int:
             after = run_evaluation(client, {"set": corpus.name, "baseline": before["id"]})
             if after["status"] != "completed":
                 raise RuntimeError(f"after run failed: {after.get('reason')}")
-            results.append((corpus, before, after))
+            log(f"{corpus.name}: after, dense retrieval")
+            dense = run_evaluation(
+                client, {"set": corpus.name, "retrieval": {"mode": "dense"}, "baseline": after["id"]}
+            )
+            if dense["status"] != "completed":
+                raise RuntimeError(f"dense run failed: {dense.get('reason')}")
+            results.append((corpus, before, after, dense))
             log(f"{corpus.name}: must_include {before['metrics'].get('must_include', 0):.3f} -> "
                 f"{after['metrics'].get('must_include', 0):.3f}")
         readme = readme_example(clients[README_TENANT])
     text = report(results, readme, args.items, time.perf_counter() - started)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({c.name: {"before": b, "after": a} for c, b, a in results}, indent=1))
+        args.json.write_text(json.dumps(
+            {c.name: {"before": b, "after": a, "dense": d} for c, b, a, d in results}, indent=1))
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
         args.write.write_text(replace_section(existing, text, SECTION_MARKER))
