@@ -151,19 +151,37 @@ def repair_copied_words(answer: str, sources: Sequence[str]) -> str:
     return _WORD.sub(repair, answer)
 
 
-def _informative(support: SentenceSupport, question: str, sources: Sequence[str]) -> SentenceSupport:
-    """``support``, unsupported when the sentence only restates the question or has a number no source has.
+# How an answer is framed ("The answer is: ..."): says nothing of its own.
+_FRAMING_WORDS = frozenset(content_tokens("answer answers question questions according source sources state states"))
+_PART_SEPARATORS = re.compile(r"[-_.]+")
 
-    "The queue class implements a LIFO queue [1]." shares its words with the source because it shares
-    them with the question: it answers nothing. "ERROR is 1" against a source saying 40 has every
-    word supported but the one that matters.
+
+def _runaway_word(sentence: str) -> bool:
+    """A "word" the model looped inside: "git-push-remote-fetch-remote-fetch-remote-" repeats its parts."""
+    for word in sentence.split():
+        parts = [part for part in _PART_SEPARATORS.split(word.lower()) if part]
+        if len(parts) >= 4 and len(set(parts)) * 2 <= len(parts):
+            return True
+    return False
+
+
+def _informative(support: SentenceSupport, question: str, sources: Sequence[str]) -> SentenceSupport:
+    """``support``, unsupported when the sentence says nothing from the sources beyond the question, holds
+    a number no source has, or a word the model looped inside.
+
+    "The answer is: the queue class implements a LIFO queue [1]." shares its words with the source
+    because it shares them with the question: it answers nothing. "ERROR is 1" against a source saying
+    40 has every word supported but the one that matters.
     """
     if not support.supported:
         return support
-    said = set(content_tokens(strip_citations(support.sentence))) - set(content_tokens(question)) - QUESTION_WORDS
-    numbers = set(_NUMBER.findall(strip_citations(support.sentence)))
+    sentence = strip_citations(support.sentence)
+    source_words = set(content_tokens(" ".join(sources)))
+    said = (set(content_tokens(sentence)) & source_words) - set(content_tokens(question))
+    said -= QUESTION_WORDS | _FRAMING_WORDS
+    numbers = set(_NUMBER.findall(sentence))
     known = set(_NUMBER.findall(" ".join(sources)))
-    if not said or not numbers <= known:
+    if not said or not numbers <= known or _runaway_word(sentence):
         return dataclasses.replace(support, supported=False)
     return support
 

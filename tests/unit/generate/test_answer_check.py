@@ -150,3 +150,17 @@ def test_a_name_misspelled_while_copying_is_spelled_as_the_source_does() -> None
     assert checked.text == "Gyre stores documents in Qdrant [1]." and checked.action == "kept"
     # Plain words are left alone: one letter makes another English word.
     assert repair_copied_words("The answer is short.", ["Answers are kept short."]) == "The answer is short."
+
+
+def test_an_answer_framed_around_the_question_says_nothing() -> None:
+    sources = ["git-clean - Remove untracked files from the working tree", "Cleans the working tree."]
+    checked = check_answer("Which git command removes untracked files from the working tree?",
+                           "The answer is: The git command removes untracked files from the working tree [1]", sources)
+    assert checked.action == "extractive" and "git-clean" in checked.text
+
+
+def test_a_word_the_model_looped_inside_is_not_supported() -> None:
+    sources = ["The pre-push hook is called by git-push and can be used to prevent a push from taking place."]
+    checked = check_answer("Which hook is called by git push and can prevent a push?",
+                           "The hook git-push-remote-fetch-remote-fetch-remote- [1]", sources)
+    assert checked.action == "extractive" and "pre-push" in checked.text
