@@ -166,7 +166,7 @@ def _runaway_word(sentence: str) -> bool:
 
 
 def _informative(support: SentenceSupport, question: str, sources: Sequence[str]) -> SentenceSupport:
-    """``support``, unsupported when the sentence says nothing from the sources beyond the question, holds
+    """``support``, unsupported when the sentence says nothing from its evidence beyond the question, holds
     a number no source has, or a word the model looped inside.
 
     "The answer is: the queue class implements a LIFO queue [1]." shares its words with the source
@@ -176,8 +176,10 @@ def _informative(support: SentenceSupport, question: str, sources: Sequence[str]
     if not support.supported:
         return support
     sentence = strip_citations(support.sentence)
-    source_words = set(content_tokens(" ".join(sources)))
-    said = (set(content_tokens(sentence)) & source_words) - set(content_tokens(question))
+    # What the sentence adds to the question must come from the passage that supports it: "FileNotFoundError
+    # is raised when the second argument of a division is zero" names an exception some other passage has.
+    evidence_words = set(content_tokens(support.evidence))
+    said = (set(content_tokens(sentence)) & evidence_words) - set(content_tokens(question))
     said -= QUESTION_WORDS | _FRAMING_WORDS
     numbers = set(_NUMBER.findall(sentence))
     known = set(_NUMBER.findall(" ".join(sources)))

@@ -164,3 +164,12 @@ def test_a_word_the_model_looped_inside_is_not_supported() -> None:
     checked = check_answer("Which hook is called by git push and can prevent a push?",
                            "The hook git-push-remote-fetch-remote-fetch-remote- [1]", sources)
     assert checked.action == "extractive" and "pre-push" in checked.text
+
+
+def test_what_a_sentence_adds_to_the_question_must_come_from_its_own_evidence() -> None:
+    sources = ["exception ZeroDivisionError Raised when the second argument of a division or modulo operation is zero.",
+               "exception FileNotFoundError Raised when a file or directory is requested but doesn't exist."]
+    checked = check_answer("Which exception is raised when the second argument of a division is zero?",
+                           "The exception FileNotFoundError is raised when the second argument of a division is zero.",
+                           sources)
+    assert checked.action == "extractive" and "ZeroDivisionError" in checked.text and checked.cited == (1,)
