@@ -90,23 +90,25 @@ def fmt(metric: str, value: float | None) -> str:
 
 
 def corpus_table(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Each run's own figures, then the paired difference: over the items where the metric applies in both."""
     comparison = {row["metric"]: row for row in after.get("comparison", [])}
     lines = [
-        f"| {name}: metric | before | after | after - before (95% CI) | p |",
-        "| --- | --- | --- | --- | --- |",
+        f"| {name}: metric | before | after | paired after - before (95% CI) | items paired | p |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for metric in HEADLINE:
         b, a = before["metrics"].get(metric), after["metrics"].get(metric)
         if b is None and a is None:
             continue
         row = comparison.get(metric)
-        ci = p = ""
-        if row is not None and row.get("ci_low") is not None:
-            ci = f" ({fmt(metric, row['ci_low'])} .. {fmt(metric, row['ci_high'])})"
-        if row is not None and row.get("p_value") is not None:
-            p = f"{row['p_value']:.3g}"
-        diff = "-" if a is None or b is None else fmt(metric, a - b)
-        lines.append(f"| {metric} | {fmt(metric, b)} | {fmt(metric, a)} | {diff}{ci} | {p} |")
+        paired = n = p = "-"
+        if row is not None:
+            paired = fmt(metric, row["diff"])
+            if row.get("ci_low") is not None:
+                paired += f" ({fmt(metric, row['ci_low'])} .. {fmt(metric, row['ci_high'])})"
+            n = str(row["n"])
+            p = "-" if row.get("p_value") is None else f"{row['p_value']:.3g}"
+        lines.append(f"| {metric} | {fmt(metric, b)} | {fmt(metric, a)} | {paired} | {n} | {p} |")
     return lines
 
 
@@ -168,7 +170,9 @@ def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any],
         f"max_tokens {BEFORE_MAX_TOKENS}, the model's text as it comes, every source cited); **after** = the "
         "production default (prompt fields in `libs/gyre-runtime/gyre_runtime/state/prompts.py`, "
         "`DEFAULT_TEMPLATE`). Differences are paired by item: 95% bootstrap CI (2,000 resamples) and "
-        "McNemar's exact p for pass/fail metrics, computed by the service (`gyre eval run --baseline`). "
+        "McNemar's exact p for pass/fail metrics (a paired permutation test for the others), computed by the service "
+        "(`gyre eval run --baseline`), over the items where a metric applies in both runs (groundedness: answers "
+        "that are not refusals; citation validity: answers that cite). "
         "No LLM judge: `must_include` is the correctness figure (every expected term, word-bounded, in the answer).",
         "",
     ]
@@ -208,8 +212,20 @@ def main() -> int:
     parser.add_argument("--write", type=Path, default=None, help="Markdown file to put the section into")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw runs as JSON")
     parser.add_argument("--dense", action="store_true", help="also run the default with dense retrieval")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="only write the report again from the runs a previous --json saved (no stack)")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        results = [(load_corpus(name), runs["before"], runs["after"], runs.get("dense", {}))
+                   for name, runs in saved["corpora"].items()]
+        text = report(results, saved["readme"], saved.get("items_per_set", 0), saved["duration_s"])
+        print(text)
+        if args.write:
+            existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
+            args.write.write_text(replace_section(existing, text, SECTION_MARKER))
+        return 0
     corpora = [load_corpus(name) for name in (args.corpus or corpus_names())]
     for corpus in corpora:
         ensure_package(corpus)
@@ -248,11 +264,14 @@ def main() -> int:
             log(f"{corpus.name}: must_include {before['metrics'].get('must_include', 0):.3f} -> "
                 f"{after['metrics'].get('must_include', 0):.3f}")
         readme = readme_example(clients[README_TENANT])
-    text = report(results, readme, args.items, time.perf_counter() - started)
+    duration_s = time.perf_counter() - started
+    text = report(results, readme, args.items, duration_s)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps(
-            {c.name: {"before": b, "after": a, "dense": d} for c, b, a, d in results}, indent=1))
+        args.json.write_text(json.dumps({
+            "corpora": {c.name: {"before": b, "after": a, "dense": d} for c, b, a, d in results},
+            "readme": readme, "items_per_set": args.items, "duration_s": duration_s,
+        }, indent=1))
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
         args.write.write_text(replace_section(existing, text, SECTION_MARKER))

@@ -159,8 +159,8 @@ _PART_SEPARATORS = re.compile(r"[-_.]+")
 def _runaway_word(sentence: str) -> bool:
     """A "word" the model looped inside: "git-push-remote-fetch-remote-fetch-remote-" repeats its parts."""
     for word in sentence.split():
-        parts = [part for part in _PART_SEPARATORS.split(word.lower()) if part]
-        if len(parts) >= 4 and len(set(parts)) * 2 <= len(parts):
+        parts = [part for part in _PART_SEPARATORS.split(word.lower()) if len(part) >= 3]
+        if any(parts.count(part) >= 3 for part in set(parts)):
             return True
     return False
 
