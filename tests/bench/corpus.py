@@ -50,6 +50,7 @@ from gyre_contracts import ChunksReady, DocumentIndexed, DocumentRejected, decod
 from gyre_embed.indexing import embedding_text
 from gyre_runtime.bus.connection import Bus, connect
 from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.bus.stored import stored_events
 from gyre_runtime.config import load_settings
 from gyre_runtime.models.embedder import OnnxEmbedder
 from gyre_runtime.vectorstore import point_id
@@ -255,20 +256,14 @@ def peak_memory(stack: LocalStack, services: Sequence[str]) -> dict[str, dict[st
 async def stored_chunks_ready(stack: LocalStack, tenant: str) -> list[ChunksReady]:
     """Every ChunksReady of ``tenant`` in the GYRE_EMBED stream (the latest version of each document)."""
     bus = await connect(load_settings({}, nats_url=stack.nats_url), name="bench-corpus-reader")
-    subject = bus.subject("embed.requested")
-    info = await bus.js.stream_info(bus.stream_name("GYRE_EMBED"), subjects_filter=subject)
-    total = (info.state.subjects or {}).get(subject, 0)
     latest: dict[str, ChunksReady] = {}
-    if total:
-        sub = await bus.js.subscribe(subject, ordered_consumer=True)
-        for _ in range(total):
-            msg = await sub.next_msg(timeout=30)
-            event = decode_event(msg.data, ChunksReady, msg.headers)
+    try:
+        async for event in stored_events(bus, "GYRE_EMBED", ChunksReady):
             current = latest.get(event.document_id)
             if event.tenant == tenant and (current is None or current.version < event.version):
                 latest[event.document_id] = event
-        await sub.unsubscribe()
-    await bus.close()
+    finally:
+        await bus.close()
     return sorted(latest.values(), key=lambda e: e.document_id)
 
 

@@ -30,7 +30,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -39,7 +38,14 @@ import httpx
 
 from gyre_cli.client import GatewayError, gateway_error
 from gyre_cli.ingest_command import read_local_api_key
+from gyre_contracts import ChunksReady, FeedbackRecorded
+from gyre_runtime.bus.connection import connect
+from gyre_runtime.bus.stored import stored_events
 from gyre_runtime.config import Settings, load_settings
+from gyre_runtime.state.documents import DocumentRegistry
+from gyre_runtime.state.golden_sets import GoldenItem, dump_golden_jsonl, items_from_feedback
+from gyre_runtime.state.golden_synth import SourceChunk, synthesize
+from gyre_runtime.vectorstore.base import point_id
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
 JSONL_MEDIA_TYPE = "application/x-ndjson"
@@ -412,54 +418,28 @@ def cmd_compare(args: argparse.Namespace, client: EvalClient, out: TextIO) -> in
 # ---------------------------------------------------------------- synth
 
 
-@dataclass(frozen=True)
-class ChunkText:
-    """One indexed chunk, as the synthesizer's SourceChunk takes it (same fields)."""
-
-    document_id: str
-    chunk_id: str
-    title: str
-    heading_path: tuple[str, ...]
-    text: str
-
-
-async def read_source_chunks(settings: Settings, tenant: str) -> list[ChunkText]:
+async def read_source_chunks(settings: Settings, tenant: str) -> list[SourceChunk]:
     """The chunks of ``tenant``'s documents as they are indexed: the latest ChunksReady of each live document.
 
     The vector store belongs to the embed service; the chunks it indexed are the ChunksReady events it
     consumed, kept in the GYRE_EMBED stream. Chunk ids are the ones search returns.
     """
-    from gyre_contracts import ChunksReady, decode_event
-    from gyre_runtime.bus.connection import connect
-    from gyre_runtime.state.documents import DocumentRegistry
-    from gyre_runtime.vectorstore.base import point_id
-
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
-        subject = bus.subject(ChunksReady.subject)
-        info = await bus.js.stream_info(bus.stream_name("GYRE_EMBED"), subjects_filter=subject)
-        total = (info.state.subjects or {}).get(subject, 0)
         latest: dict[str, ChunksReady] = {}
-        if total:
-            sub = await bus.js.subscribe(subject, ordered_consumer=True)
-            try:
-                for _ in range(total):
-                    msg = await sub.next_msg(timeout=settings.request_timeout_s + 30)
-                    event = decode_event(msg.data, ChunksReady, dict(msg.headers or {}))
-                    current = latest.get(event.document_id)
-                    if event.tenant == tenant and (current is None or current.version < event.version):
-                        latest[event.document_id] = event
-            finally:
-                await sub.unsubscribe()
+        async for event in stored_events(bus, "GYRE_EMBED", ChunksReady, timeout_s=settings.request_timeout_s + 30):
+            current = latest.get(event.document_id)
+            if event.tenant == tenant and (current is None or current.version < event.version):
+                latest[event.document_id] = event
         registry = DocumentRegistry(await bus.kv("gyre_documents"))
-        chunks: list[ChunkText] = []
+        chunks: list[SourceChunk] = []
         for document_id in sorted(latest):
             record = await registry.get(tenant, document_id)
             if record is None or record.status == "deleted":  # its chunks are gone from the index
                 continue
             event = latest[document_id]
             chunks.extend(
-                ChunkText(
+                SourceChunk(
                     document_id=document_id, chunk_id=point_id(tenant, document_id, event.version, chunk.index),
                     title=event.title, heading_path=tuple(chunk.heading_path), text=chunk.text,
                 )
@@ -470,33 +450,14 @@ async def read_source_chunks(settings: Settings, tenant: str) -> list[ChunkText]
         await bus.close()
 
 
-Synthesize = Callable[..., list[Any]]
-
-
-def load_synthesizer() -> Synthesize:
-    from gyre_runtime.state.golden_synth import SourceChunk, synthesize
-
-    def run(chunks: Sequence[ChunkText], n: int, *, seed: int, unanswerable_share: float) -> list[Any]:
-        items: list[Any] = synthesize(
-            [SourceChunk(**asdict(c)) for c in chunks], n, seed=seed, unanswerable_share=unanswerable_share
-        )
-        return items
-
-    return run
+Synthesize = Callable[..., list[GoldenItem]]
 
 
 def cmd_synth(
     args: argparse.Namespace, client: EvalClient, out: TextIO, *, synthesizer: Synthesize | None = None,
     settings: Settings | None = None,
 ) -> int:
-    from gyre_runtime.state.golden_sets import dump_golden_jsonl
-
-    if synthesizer is None:
-        try:
-            synthesizer = load_synthesizer()
-        except ImportError as exc:
-            print(f"error: the golden-set synthesizer is not in this installation ({exc})", file=sys.stderr)
-            return RUN_FAILED
+    synthesizer = synthesizer or synthesize
     chunks = asyncio.run(read_source_chunks(settings or load_settings(), args.tenant))
     if not chunks:
         print(f"error: tenant {args.tenant!r} has no indexed documents to write questions about", file=sys.stderr)
@@ -516,28 +477,13 @@ def cmd_synth(
 # ---------------------------------------------------------------- from feedback
 
 
-async def read_feedback(settings: Settings, tenant: str) -> list[Any]:
+async def read_feedback(settings: Settings, tenant: str) -> list[FeedbackRecorded]:
     """Every FeedbackRecorded of ``tenant`` in the GYRE_FEEDBACK stream (ratings joined to their answers)."""
-    from gyre_contracts import FeedbackRecorded, decode_event
-    from gyre_runtime.bus.connection import connect
-
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
-        subject = bus.subject(FeedbackRecorded.subject)
-        info = await bus.js.stream_info(bus.stream_name("GYRE_FEEDBACK"), subjects_filter=subject)
-        total = (info.state.subjects or {}).get(subject, 0)
-        records: list[Any] = []
-        if total:
-            sub = await bus.js.subscribe(subject, ordered_consumer=True)
-            try:
-                for _ in range(total):
-                    msg = await sub.next_msg(timeout=settings.request_timeout_s + 30)
-                    event = decode_event(msg.data, FeedbackRecorded, dict(msg.headers or {}))
-                    if event.tenant == tenant:
-                        records.append(event)
-            finally:
-                await sub.unsubscribe()
-        return records
+        timeout_s = settings.request_timeout_s + 30
+        return [e async for e in stored_events(bus, "GYRE_FEEDBACK", FeedbackRecorded, timeout_s=timeout_s)
+                if e.tenant == tenant]
     finally:
         await bus.close()
 
@@ -545,8 +491,6 @@ async def read_feedback(settings: Settings, tenant: str) -> list[Any]:
 def cmd_from_feedback(args: argparse.Namespace, client: EvalClient, out: TextIO, *,
                       settings: Settings | None = None) -> int:
     """Rated answers as golden items: a thumbs-up's answer as the reference, a thumbs-down's correction."""
-    from gyre_runtime.state.golden_sets import dump_golden_jsonl, items_from_feedback
-
     records = asyncio.run(read_feedback(settings or load_settings(), args.tenant))
     items = items_from_feedback(records)
     print(f"{len(items)} items from {len(records)} ratings of tenant {args.tenant!r} "

@@ -15,13 +15,14 @@ import httpx
 import pytest
 
 from gyre_cli import eval_command
-from gyre_cli.eval_command import ChunkText, EvalClient
+from gyre_cli.eval_command import EvalClient
 from gyre_contracts import Chunk, ChunksReady, FeedbackRecorded
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
 from gyre_runtime.state.golden_sets import GoldenItem
+from gyre_runtime.state.golden_synth import SourceChunk
 from gyre_runtime.vectorstore.base import point_id
 from tests.support.nats_server import NatsServer
 
@@ -378,7 +379,7 @@ def test_synth_reads_the_latest_chunks_of_the_tenants_live_documents_and_writes_
     asyncio.run(index_documents(nats_settings))
     given: list[Any] = []
 
-    def synthesizer(chunks: list[ChunkText], n: int, *, seed: int, unanswerable_share: float) -> list[GoldenItem]:
+    def synthesizer(chunks: list[SourceChunk], n: int, *, seed: int, unanswerable_share: float) -> list[GoldenItem]:
         given.append((chunks, n, seed, unanswerable_share))
         return [GoldenItem(id=f"synth-{i}", question=f"What about {c.text}?", origin="synthetic",
                            relevant=(c.chunk_id,)) for i, c in enumerate(chunks)]
@@ -408,7 +409,7 @@ def test_synth_with_put_stores_the_items_as_a_set_through_the_gateway(nats_setti
         return httpx.Response(201, json={"name": "synthetic", "version": 1, "items": 1, "checksum": "c" * 64,
                                          "created": True})
 
-    def synthesizer(chunks: list[ChunkText], n: int, **_: Any) -> list[GoldenItem]:
+    def synthesizer(chunks: list[SourceChunk], n: int, **_: Any) -> list[GoldenItem]:
         return [GoldenItem(id="s1", question="What does Gyre run on?", origin="synthetic")]
 
     out = io.StringIO()

@@ -17,7 +17,7 @@ import re
 from typing import Any, Literal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -213,7 +213,7 @@ class EvaluationStore:
         """Store a new run; False when one with its id exists (a repeated request)."""
         try:
             await self.kv.create(run_key(run.id), msgspec.json.encode(run))
-        except Exception:  # KeyWrongLastSequenceError: it exists
+        except KeyWrongLastSequenceError:  # it exists
             return False
         return True
 
