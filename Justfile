@@ -16,8 +16,12 @@ models:
 up: setup models
     .venv/bin/gyre up --samples docs
 
+# Test-only system setup: the browser the chat page's test drives (Debian's chromium, installed when root)
+test-browser:
+    bash scripts/setup-test-browser.sh
+
 # Unit, integration (real nats-server) and end-to-end (real stack, real models) tests, then the answer-quality gate
-test: setup models
+test: setup models test-browser
     .venv/bin/python -m pytest -q
     .venv/bin/python -m tests.eval.gate_check
 

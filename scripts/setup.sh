@@ -28,11 +28,5 @@ PY
 # shellcheck disable=SC2086
 .venv/bin/uv pip install --quiet --python .venv/bin/python "${members[@]}" $dev
 
-# The chat page's browser test drives Debian's chromium through Playwright (`playwright install`
-# would download a browser; nothing is downloaded outside the package managers). Root only.
-if [ "$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-fi
-
 echo "$stamp" > .venv/.gyre-stamp
 echo "environment ready: .venv"

@@ -44,8 +44,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                        nats_monitor_port=nats_monitor)
     print(f"starting nats-server and {len(ports)} Gyre processes (logs in {stack.log_dir}) ...", flush=True)
     # Ctrl-C and SIGTERM both stop cleanly (SIGINT explicitly: a shell may start us with it ignored).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # A closed terminal (SIGHUP) too: the services run in their own sessions and would outlive us.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
     try:
         started = time.monotonic()
         stack.start()
@@ -87,7 +88,11 @@ Ctrl-C stops everything.""", flush=True)
         print("\nstopping ...", flush=True)
         return 0
     finally:
-        stack.stop()
+        print("(Ctrl-C again kills every process at once)", flush=True)
+        try:
+            stack.stop()
+        except KeyboardInterrupt:  # stop() has killed everything before re-raising
+            pass
         print("stopped", flush=True)
 
 

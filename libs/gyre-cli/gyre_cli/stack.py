@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -213,20 +214,48 @@ class LocalStack:
             return "(no log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM the services (gateway first), then nats-server; SIGKILL what does not stop."""
+    def stop(self, grace_s: float = 15.0) -> None:
+        """Stop every process and leave nothing behind, however wedged a service is.
+
+        SIGTERM the services (gateway first) and give them ``grace_s`` together to finish, then
+        nats-server the same; whatever is still running then gets SIGKILL, with its whole process
+        group (a service's own worker processes included). A second Ctrl-C while waiting skips the
+        rest of the grace period: everything is killed at once, and the interrupt is re-raised.
+        """
         order = [s for s in reversed(SERVICES) if s in self.processes]
-        for group in (order, ["nats-server"] if "nats-server" in self.processes else []):
-            for name in group:
-                if self.processes[name].poll() is None:
-                    self.processes[name].send_signal(signal.SIGTERM)
-            for name in group:
-                try:
-                    self.processes[name].wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    self.processes[name].kill()
-                    self.processes[name].wait()
-        self.processes.clear()
+        try:
+            for group in (order, ["nats-server"] if "nats-server" in self.processes else []):
+                self._terminate(group, grace_s)
+        finally:
+            self._kill_all()
+            self.processes.clear()
+
+    def _terminate(self, names: list[str], grace_s: float) -> None:
+        running = [name for name in names if self.processes[name].poll() is None]
+        for name in running:
+            self.processes[name].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for name in running:
+            try:
+                self.processes[name].wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log_line = f"{name} did not stop within {grace_s:.0f} s of SIGTERM: killing it"
+                print(log_line, file=sys.stderr, flush=True)
+                self._kill_group(self.processes[name])
+
+    def _kill_all(self) -> None:
+        for process in self.processes.values():
+            self._kill_group(process)
+
+    @staticmethod
+    def _kill_group(process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a process and its process group (each is started in its own session), then reap it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
 
     def __enter__(self) -> LocalStack:
         try:
