@@ -59,6 +59,10 @@ class LocalStack:
     nats_monitor_port: int = 8222
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # NATS servers the stack does not own (a cluster): the services connect to all of them and the
+    # stack starts no nats-server of its own; ``stream_replicas`` is then typically 3.
+    external_nats_urls: tuple[str, ...] = ()
+    stream_replicas: int = 1
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _launch_env: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
@@ -68,6 +72,9 @@ class LocalStack:
 
     @property
     def nats_url(self) -> str:
+        """What the services get as GYRE_NATS_URL: the stack's own server, or every external one, comma separated."""
+        if self.external_nats_urls:
+            return ",".join(self.external_nats_urls)
         return f"nats://{HOST}:{self.nats_port}"
 
     def url_of(self, service: str) -> str:
@@ -78,7 +85,9 @@ class LocalStack:
         return self.data_dir / "logs"
 
     def check_ports(self) -> None:
-        wanted = {"nats": self.nats_port, "nats monitor": self.nats_monitor_port, **self.ports}
+        wanted = dict(self.ports)
+        if not self.external_nats_urls:
+            wanted = {"nats": self.nats_port, "nats monitor": self.nats_monitor_port, **wanted}
         busy = [f"{name} ({port})" for name, port in wanted.items() if not port_is_free(HOST, port)]
         if busy:
             raise StackError(
@@ -98,6 +107,8 @@ class LocalStack:
         )
         if self.model_dir:
             env["GYRE_MODEL_DIR"] = str(self.model_dir)
+        if self.stream_replicas != 1:
+            env["GYRE_STREAM_REPLICAS"] = str(self.stream_replicas)
         env.update(self.extra_env)
         return env
 
@@ -167,9 +178,10 @@ class LocalStack:
     def start(self, timeout_s: float = 300.0) -> None:
         self.check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        nats_argv = [find_executable("nats-server"), "-c", str(self.write_nats_config())]
-        self._spawn("nats-server", nats_argv, dict(os.environ))
-        self._wait_http("nats-server", f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true", 30)
+        if not self.external_nats_urls:
+            nats_argv = [find_executable("nats-server"), "-c", str(self.write_nats_config())]
+            self._spawn("nats-server", nats_argv, dict(os.environ))
+            self._wait_http("nats-server", f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true", 30)
         for service in SERVICES:
             self._spawn(service, [find_executable(f"gyre-{service}")], self.env_for(service))
         deadline = time.monotonic() + timeout_s
