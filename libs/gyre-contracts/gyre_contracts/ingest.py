@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -23,6 +23,10 @@ class DocumentSubmitted(Event, frozen=True, kw_only=True, tag="gyre.ingest.submi
     source: str = "api"
     submission_id: str = ""
     submitted_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    # Order key and version, fixed when the submission is sent (the gateway's compare-and-set on the
+    # document's registry record); 0 when the publisher leaves them out: ingest assigns both then.
+    sequence: Annotated[int, msgspec.Meta(ge=0)] = 0
+    version: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class Rejection(Model, frozen=True, kw_only=True):
@@ -63,3 +67,7 @@ class DocumentDeletionRequested(Event, frozen=True, kw_only=True, tag="gyre.inde
     subject: ClassVar[str] = "index.delete"
     document_id: str
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    # The deletion's place in the document's order of operations, and the last version sent before it:
+    # versions up to ``up_to_version`` are removed, a later one never is. 0: not known (read the registry).
+    sequence: Annotated[int, msgspec.Meta(ge=0)] = 0
+    up_to_version: Annotated[int, msgspec.Meta(ge=0)] = 0
