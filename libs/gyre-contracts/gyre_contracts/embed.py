@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -32,8 +32,6 @@ class ChunksReady(Event, frozen=True, kw_only=True, tag="gyre.embed.requested.v1
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     chunks: tuple[Chunk, ...]
     submitted_at: dt.datetime
-    # The submission's order key (DocumentSubmitted.sequence): a deletion sent after it wins.
-    sequence: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class DocumentIndexed(Event, frozen=True, kw_only=True, tag="gyre.index.updated.v1"):

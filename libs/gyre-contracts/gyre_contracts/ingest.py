@@ -23,9 +23,9 @@ class DocumentSubmitted(Event, frozen=True, kw_only=True, tag="gyre.ingest.submi
     source: str = "api"
     submission_id: str = ""
     submitted_at: dt.datetime = msgspec.field(default_factory=utc_now)
-    # Order key and version, fixed when the submission is sent (the gateway's compare-and-set on the
-    # document's registry record); 0 when the publisher leaves them out: ingest assigns both then.
-    sequence: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # The version this submission becomes, fixed when it is sent (the gateway's compare-and-set on the
+    # document's registry record), so versions follow the order of sending; 0 when the publisher leaves
+    # it out: ingest assigns one when it first sees the submission.
     version: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
@@ -67,7 +67,6 @@ class DocumentDeletionRequested(Event, frozen=True, kw_only=True, tag="gyre.inde
     subject: ClassVar[str] = "index.delete"
     document_id: str
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
-    # The deletion's place in the document's order of operations, and the last version sent before it:
-    # versions up to ``up_to_version`` are removed, a later one never is. 0: not known (read the registry).
-    sequence: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # The last version sent before this deletion: versions up to it are removed, a later one never is.
+    # 0 when the publisher leaves it out: every version the registry knows when the deletion is handled.
     up_to_version: Annotated[int, msgspec.Meta(ge=0)] = 0
