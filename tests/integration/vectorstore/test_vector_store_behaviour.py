@@ -503,3 +503,31 @@ async def test_moving_an_old_layout_shard_finishes_after_a_crash_part_way(tmp_pa
         assert sorted(p.name for p in base.iterdir()) == [DEFAULT_COLLECTION]
     finally:
         await store.close()
+
+
+# ---------------------------------------------------------------------------- versions written out of order
+
+
+async def test_an_older_version_written_after_a_newer_one_never_removes_it(store: VectorStore) -> None:
+    """Two workers finish out of order: version 2 is written first, then version 1 arrives."""
+    await index(store, "doc", [("kafka second edition", axis(0))], version=2)
+    await index(store, "doc", [("kafka first edition one", axis(0)), ("kafka first edition two", axis(1))], version=1)
+    for mode in MODES:
+        hits = await find(store, "kafka edition", axis(0), mode)
+        assert {h.payload["version"] for h in hits} == {2}, mode
+    # Version 1 sits beside it until someone removes it; version 2 is intact.
+    await store.delete_document(TENANT, "doc", up_to_version=1)
+    assert await store.count(TENANT, "doc") == 1
+    assert [h.payload["text"] for h in await find(store, "kafka", axis(0), "dense")] == ["kafka second edition"]
+
+
+async def test_deleting_up_to_a_version_leaves_later_versions(store: VectorStore) -> None:
+    """A deletion sent before version 3 removes versions 1 and 2 however late it is handled."""
+    await index(store, "doc", [("kafka two", axis(0))], version=2)
+    await index(store, "doc", [("kafka three", axis(0))], version=3)  # drops version 2
+    await index(store, "other", [("kafka other", axis(1))], version=1)
+    await store.delete_document(TENANT, "doc", up_to_version=2)
+    assert await store.count(TENANT, "doc") == 1
+    await store.delete_document(TENANT, "doc", up_to_version=3)
+    assert await store.count(TENANT, "doc") == 0
+    assert await store.count(TENANT, "other") == 1

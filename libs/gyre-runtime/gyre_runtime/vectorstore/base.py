@@ -82,13 +82,16 @@ class VectorStore(Protocol):
     async def replace_document(
         self, tenant: str, document_id: str, version: int, points: list[VectorPoint]
     ) -> None:
-        """Upsert the new version's points, then drop every other version's.
+        """Upsert the new version's points, then drop every older version's (never a newer one's).
 
         Search never returns a document's versions side by side (hits of an older version are
         dropped while both exist), nor neither (the old points go only after the new ones are in).
+        An older version written after a newer one (workers finishing out of order) leaves the newer
+        one in place.
         """
 
-    async def delete_document(self, tenant: str, document_id: str) -> None: ...
+    async def delete_document(self, tenant: str, document_id: str, *, up_to_version: int | None = None) -> None:
+        """Drop the document's points: every version, or only versions up to ``up_to_version``."""
 
     async def search(
         self,

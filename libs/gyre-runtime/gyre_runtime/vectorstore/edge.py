@@ -49,11 +49,14 @@ def _match(key: str, value: Any) -> q.FieldCondition:
 
 
 def _scope(
-    tenant: str, document_id: str | None = None, metadata_filter: Mapping[str, Any] | None = None
+    tenant: str, document_id: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
+    *, before_version: int | None = None,
 ) -> q.Filter:
     must: list[Any] = [_match(TENANT_FIELD, tenant)]
     if document_id is not None:
         must.append(_match(DOCUMENT_FIELD, document_id))
+    if before_version is not None:
+        must.append(q.FieldCondition(key=VERSION_FIELD, range=q.RangeFloat(lt=before_version)))
     must.extend(_match(key, value) for key, value in metadata_conditions(metadata_filter))
     return q.Filter(must=must)
 
@@ -161,7 +164,7 @@ class QdrantEdgeStore:
         upserts = [
             q.Point(p.id, self._vectors(p), stamped_payload(p, tenant, document_id, version)) for p in points
         ]
-        stale = q.Filter(must=_scope(tenant, document_id).must, must_not=[_match(VERSION_FIELD, version)])
+        stale = _scope(tenant, document_id, before_version=version)
         with self._lock:
             if upserts:
                 self.shard.update(q.UpdateOperation.upsert_points(upserts))
@@ -186,13 +189,14 @@ class QdrantEdgeStore:
     ) -> None:
         await asyncio.to_thread(self._replace, tenant, document_id, version, points)
 
-    def _delete(self, tenant: str, document_id: str) -> None:
+    def _delete(self, tenant: str, document_id: str, up_to_version: int | None) -> None:
+        scope = _scope(tenant, document_id, before_version=None if up_to_version is None else up_to_version + 1)
         with self._lock:
-            self.shard.update(q.UpdateOperation.delete_points_by_filter(_scope(tenant, document_id)))
+            self.shard.update(q.UpdateOperation.delete_points_by_filter(scope))
             self._flush_now_and_then()
 
-    async def delete_document(self, tenant: str, document_id: str) -> None:
-        await asyncio.to_thread(self._delete, tenant, document_id)
+    async def delete_document(self, tenant: str, document_id: str, *, up_to_version: int | None = None) -> None:
+        await asyncio.to_thread(self._delete, tenant, document_id, up_to_version)
 
     def _request(
         self,

@@ -39,11 +39,14 @@ def _match(key: str, value: Any) -> models.FieldCondition:
 
 
 def _scope(
-    tenant: str, document_id: str | None = None, metadata_filter: Mapping[str, Any] | None = None
+    tenant: str, document_id: str | None = None, metadata_filter: Mapping[str, Any] | None = None,
+    *, before_version: int | None = None,
 ) -> models.Filter:
     must: list[models.Condition] = [_match(TENANT_FIELD, tenant)]
     if document_id is not None:
         must.append(_match(DOCUMENT_FIELD, document_id))
+    if before_version is not None:
+        must.append(models.FieldCondition(key=VERSION_FIELD, range=models.Range(lt=before_version)))
     must.extend(_match(key, value) for key, value in metadata_conditions(metadata_filter))
     return models.Filter(must=must)
 
@@ -158,13 +161,12 @@ class QdrantServerStore:
         upserts = [self._point(p, tenant, document_id, version) for p in points]
         if upserts:
             await self.client.upsert(self.collection, points=upserts, wait=True)
-        stale = models.Filter(must=_scope(tenant, document_id).must, must_not=[_match(VERSION_FIELD, version)])
+        stale = _scope(tenant, document_id, before_version=version)
         await self.client.delete(self.collection, points_selector=models.FilterSelector(filter=stale), wait=True)
 
-    async def delete_document(self, tenant: str, document_id: str) -> None:
-        await self.client.delete(
-            self.collection, points_selector=models.FilterSelector(filter=_scope(tenant, document_id)), wait=True
-        )
+    async def delete_document(self, tenant: str, document_id: str, *, up_to_version: int | None = None) -> None:
+        scope = _scope(tenant, document_id, before_version=None if up_to_version is None else up_to_version + 1)
+        await self.client.delete(self.collection, points_selector=models.FilterSelector(filter=scope), wait=True)
 
     async def search(
         self,
