@@ -48,6 +48,8 @@ class MessageContext:
     headers: dict[str, str]
     # Restarts the message's ack wait: a handler that runs longer than it calls this now and then.
     in_progress: Callable[[], Awaitable[None]] = _no_heartbeat
+    # Where the stream keeps the message: lets a handler delete it (a deleted document's content).
+    stream_sequence: int = 0
 
 
 Handler = Callable[[Any, MessageContext], Awaitable[None]]
@@ -135,6 +137,7 @@ class ConsumerWorker:
             delivery=delivery,
             headers=headers,
             in_progress=msg.in_progress,
+            stream_sequence=msg.metadata.sequence.stream,
         )
         started = time.perf_counter()
         keep_alive = asyncio.create_task(self._keep_alive(msg))
