@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import msgspec
+import nats.errors
 from starlette.datastructures import UploadFile
 
 from gyre_contracts import DocumentDeletionRequested, DocumentSubmitted, encode_body, new_id, utc_now
@@ -31,7 +32,7 @@ from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import connected, publish
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service
-from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry, with_new_version, with_tombstone
 
 log = get_logger()
 
@@ -160,24 +161,14 @@ def check_fits_bus(submission: DocumentSubmitted, max_payload: int) -> None:
 
 
 def mark_pending(current: DocumentRecord | None, submission: DocumentSubmitted) -> DocumentRecord:
-    """The record after a (re)submission: pending, old version and chunks kept until the new one is indexed.
+    """The record once a (re)submission is sent: the next version number is its own, status pending.
 
-    ``submission_id`` is left alone: ingest sets it when it assigns the new version, and uses it
-    to tell a redelivery (same id, keep the version) from a resubmission (new version).
+    The version is fixed here, when it is sent, so versions follow the order users send them in
+    whatever order ingest finishes them; the previously indexed version stays searchable until the
+    new one is indexed.
     """
-    if current is None:
-        return DocumentRecord(
-            document_id=submission.document_id,
-            tenant=submission.tenant,
-            status="pending",
-            title=submission.title,
-            submitted_at=submission.submitted_at,
-        )
-    return msgspec.structs.replace(
-        current,
-        status="pending",
-        title=submission.title or current.title,
-        reasons=[],
+    return with_new_version(
+        current, tenant=submission.tenant, document_id=submission.document_id, title=submission.title,
         submitted_at=submission.submitted_at,
     )
 
@@ -185,14 +176,20 @@ def mark_pending(current: DocumentRecord | None, submission: DocumentSubmitted) 
 async def register_and_publish(
     service: Service, submission: DocumentSubmitted, *, traceparent: str | None
 ) -> DocumentReceipt:
-    """The registry record first (a status read right after the 202 must find it), then the event."""
+    """The registry record first (a status read right after the 202 must find it, and it numbers the
+    version), then the event carrying that version."""
     registry = DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET))
-    await registry.update(submission.tenant, submission.document_id, lambda current: mark_pending(current, submission))
+    record = await registry.update(
+        submission.tenant, submission.document_id, lambda current: mark_pending(current, submission)
+    )
+    assert record is not None
+    submission = msgspec.structs.replace(submission, version=record.submissions)
     await publish(service, submission, event_id=submission.submission_id, traceparent=traceparent)
     log.info(
         "document_submitted",
         document_id=submission.document_id,
         submission_id=submission.submission_id,
+        version=submission.version,
         content_type=submission.content_type,
         source=submission.source,
     )
@@ -389,20 +386,40 @@ async def document_status(service: Service, tenant: str, document_id: str) -> Do
     return status_response(record)
 
 
+async def ingest_stream_watermark(service: Service) -> int:
+    """The ingest stream's last sequence: submissions stored up to it were sent before a deletion sent now.
+
+    Only submissions that came without a version (other systems' events) need it; 0 if the bus
+    cannot say, and then ingest records its own when it handles the deletion.
+    """
+    bus = connected(service).bus
+    try:
+        info = await bus.js.stream_info(bus.stream_name("GYRE_INGEST"))
+    except (nats.errors.Error, TimeoutError) as exc:
+        log.warning("ingest_watermark_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return 0
+    return int(info.state.last_seq)
+
+
 async def delete_document(
     service: Service, tenant: str, document_id: str, *, traceparent: str | None = None
 ) -> DocumentReceipt:
+    """The tombstone first (every version sent so far is deleted, a later submission is a new version),
+    then the event naming the last version it covers, so ingest and embed remove exactly those."""
     registry = DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET))
+    watermark = await ingest_stream_watermark(service)
 
     def mark_deleted(current: DocumentRecord | None) -> DocumentRecord | None:
         if current is None:
             return None
-        return msgspec.structs.replace(current, status="deleted")
+        return with_tombstone(current, ingest_watermark=watermark)
 
     record = await registry.update(tenant, document_id, mark_deleted)
     if record is None:
         raise not_found(document_id)
-    request = DocumentDeletionRequested(tenant=tenant, document_id=document_id)
+    request = DocumentDeletionRequested(
+        tenant=tenant, document_id=document_id, up_to_version=record.deleted_up_to_version
+    )
     await publish(service, request, event_id=new_id(), traceparent=traceparent)
-    log.info("document_deletion_requested", document_id=document_id)
+    log.info("document_deletion_requested", document_id=document_id, up_to_version=record.deleted_up_to_version)
     return DocumentReceipt(document_id=document_id, status="deleted")
