@@ -27,7 +27,7 @@ from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.logging import get_logger
-from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry, indexing_verdict
 from gyre_runtime.vectorstore import Bm25Encoder, InvalidSearch
 
 log = get_logger()
@@ -44,10 +44,15 @@ class EmbedHandlers:
     reindexer: Reindexer | None = None
 
     async def index(self, event: ChunksReady, ctx: MessageContext) -> None:
-        record = await self.registry.get(event.tenant, event.document_id)
-        if record is not None and (record.version > event.version or record.status == "deleted"):
-            log.info("stale_version_skipped", document_id=event.document_id, version=event.version,
-                     current=record.version, status=record.status)
+        """Index one version, unless a deletion sent after it or a newer accepted version exists.
+
+        Checked before writing and again after: a deletion or newer version that arrives while this
+        one is written makes it remove what it wrote (only its own version and older ones: the store
+        never lets an older version remove a newer one).
+        """
+        verdict = indexing_verdict(await self.registry.get(event.tenant, event.document_id), event.version)
+        if verdict != "current":
+            log.info("stale_version_skipped", document_id=event.document_id, version=event.version, reason=verdict)
             return
         started = time.perf_counter()
         texts = [embedding_text(c, event.title) for c in event.chunks]
@@ -64,19 +69,31 @@ class EmbedHandlers:
         embedding_model = active.embedder.version
         embed_ms = (time.perf_counter() - started) * 1000
         now = utc_now()
+        verdict = "current"
 
         def mark_indexed(current: DocumentRecord | None) -> DocumentRecord | None:
-            if current is not None and current.version != event.version:
-                return None  # a newer version arrived meanwhile; it will mark itself
+            nonlocal verdict
+            verdict = indexing_verdict(current, event.version)
+            if verdict != "current":
+                return None
             if current is None:
-                current = DocumentRecord(document_id=event.document_id, tenant=event.tenant, version=event.version)
-            current.status = "indexed"
+                current = DocumentRecord(
+                    document_id=event.document_id, tenant=event.tenant, version=event.version,
+                    submissions=event.version,
+                )
+            if current.submissions <= event.version:
+                current.status = "indexed"  # else a newer submission is pending (or was rejected): its status stands
             current.chunks = len(event.chunks)
             current.indexed_at = now
             current.embedding_model = embedding_model
             return current
 
         await self.registry.update(event.tenant, event.document_id, mark_indexed)
+        if verdict != "current":
+            async with active.use():
+                await active.store.delete_document(event.tenant, event.document_id, up_to_version=event.version)
+            log.info("stale_version_removed", document_id=event.document_id, version=event.version, reason=verdict)
+            return
         await self.publisher.publish(
             DocumentIndexed(
                 tenant=event.tenant, document_id=event.document_id, version=event.version,
@@ -90,16 +107,21 @@ class EmbedHandlers:
                  version=event.version, chunks=len(event.chunks), embed_ms=round(embed_ms, 1))
 
     async def delete(self, event: DocumentDeletionRequested, ctx: MessageContext) -> None:
+        """Remove the versions the deletion covers; a version sent after it stays, however late this runs."""
+        up_to = event.up_to_version
+        if not up_to:  # another system's deletion naming no version: what the registry says is deleted
+            record = await self.registry.get(event.tenant, event.document_id)
+            up_to = max(record.deleted_up_to_version, record.submissions) if record is not None else 0
         active, build = self.serving.active, self.serving.build
         async with active.use():
-            await active.store.delete_document(event.tenant, event.document_id)
+            await active.store.delete_document(event.tenant, event.document_id, up_to_version=up_to or None)
         if build is not None:
             await build.delete_live(event.tenant, event.document_id)
         await self.publisher.publish(
             DocumentDeleted(tenant=event.tenant, document_id=event.document_id),
             event_id=derived_id("deleted", ctx.event_id),
         )
-        log.info("document_deleted", document_id=event.document_id, tenant=event.tenant)
+        log.info("document_deleted", document_id=event.document_id, tenant=event.tenant, up_to_version=up_to)
 
     async def reindex(self, event: ReindexRequested, ctx: MessageContext) -> None:
         """Rebuild a collection from the stored events and switch search to it (see reindex.py)."""

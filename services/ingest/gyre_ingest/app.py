@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Any:
             publisher=svc.publisher,
         )
         svc.consume("ingest", handler)
-        svc.consume("ingest_index", DeletionHandler(dedup))
+        svc.consume("ingest_index", DeletionHandler(dedup, handler.registry, svc.bus))
 
     service.on_start(wire)
     return service.asgi()
