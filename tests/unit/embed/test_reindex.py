@@ -169,13 +169,13 @@ class MemoryStore:
         for p in points:
             self.points[p.id] = (tenant, document_id, version, p)
         for pid, (t, d, v, _) in list(self.points.items()):
-            if (t, d) == (tenant, document_id) and v != version:
+            if (t, d) == (tenant, document_id) and v < version:
                 del self.points[pid]
 
-    async def delete_document(self, tenant: str, document_id: str) -> None:
+    async def delete_document(self, tenant: str, document_id: str, *, up_to_version: int | None = None) -> None:
         assert not self.closed
-        for pid, (t, d, _, _) in list(self.points.items()):
-            if (t, d) == (tenant, document_id):
+        for pid, (t, d, v, _) in list(self.points.items()):
+            if (t, d) == (tenant, document_id) and (up_to_version is None or v <= up_to_version):
                 del self.points[pid]
 
     async def search(self, tenant: str, **kwargs: Any) -> list[SearchHit]:
