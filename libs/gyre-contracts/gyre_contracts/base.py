@@ -8,6 +8,8 @@ from typing import ClassVar
 
 import msgspec
 
+from gyre_contracts.limits import TenantId
+
 
 def utc_now() -> dt.datetime:
     """Timezone-aware now, the only clock events use."""
@@ -27,7 +29,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """
 
     subject: ClassVar[str] = ""
-    tenant: str = "default"
+    tenant: TenantId = "default"
 
     @classmethod
     def event_type(cls) -> str:

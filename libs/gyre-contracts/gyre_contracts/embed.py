@@ -3,51 +3,68 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
 from gyre_contracts.base import Event, Model, new_id, utc_now
+from gyre_contracts.limits import (
+    EMBED_MAX_INPUTS,
+    Count,
+    DocumentId,
+    EmbedInput,
+    Identifier,
+    Metadata,
+    Milliseconds,
+    Name,
+    OptionalRequestId,
+    RequestId,
+    TopK,
+    check_metadata,
+)
 
 
 class Chunk(Model, frozen=True, kw_only=True):
     """One piece of a document, sized in tokens of the embedding model."""
 
-    index: int
+    index: Count
     text: str
-    start: int
-    end: int
-    token_count: int
+    start: Count
+    end: Count
+    token_count: Count
     heading_path: tuple[str, ...] = ()
-    page: int | None = None
+    page: Count | None = None
 
 
 class ChunksReady(Event, frozen=True, kw_only=True, tag="gyre.embed.requested.v1"):
     """All chunks of one document version, ready to embed."""
 
     subject: ClassVar[str] = "embed.requested"
-    document_id: str
-    version: int
-    title: str = ""
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    document_id: DocumentId
+    version: Count
+    title: str = ""  # the submission's title or the one extracted from the document: not capped
+    metadata: Metadata = msgspec.field(default_factory=dict)
     chunks: tuple[Chunk, ...]
     submitted_at: dt.datetime
+
+    def __post_init__(self) -> None:
+        check_metadata(self.metadata)
 
 
 class DocumentIndexed(Event, frozen=True, kw_only=True, tag="gyre.index.updated.v1"):
     subject: ClassVar[str] = "index.updated"
-    document_id: str
-    version: int
-    chunk_count: int
-    embedding_model: str
-    embed_ms: float
+    document_id: DocumentId
+    version: Count
+    chunk_count: Count
+    embedding_model: Name
+    embed_ms: Milliseconds
     submitted_at: dt.datetime
     indexed_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
 class DocumentDeleted(Event, frozen=True, kw_only=True, tag="gyre.index.deleted.v1"):
     subject: ClassVar[str] = "index.deleted"
-    document_id: str
+    document_id: DocumentId
     deleted_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
@@ -56,30 +73,34 @@ class RetrieveRequest(Event, frozen=True, kw_only=True, tag="gyre.retrieve.reque
 
     subject: ClassVar[str] = "retrieve"
     query: str
-    top_k: int = 5
-    filter: dict[str, Any] = msgspec.field(default_factory=dict)
-    request_id: str = ""
+    top_k: TopK = 5
+    # Metadata key -> value every hit must have: the same limits as the metadata it matches.
+    filter: Metadata = msgspec.field(default_factory=dict)
+    request_id: OptionalRequestId = ""
     mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+
+    def __post_init__(self) -> None:
+        check_metadata(self.filter, "filter")
 
 
 class RetrievedChunk(Model, frozen=True, kw_only=True):
-    document_id: str
-    chunk_id: str
-    version: int
-    index: int
+    document_id: DocumentId
+    chunk_id: Identifier
+    version: Count
+    index: Count
     score: float
     text: str
     title: str = ""
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    metadata: Metadata = msgspec.field(default_factory=dict)
     heading_path: tuple[str, ...] = ()
-    page: int | None = None
+    page: Count | None = None
 
 
 class RetrieveResult(Event, frozen=True, kw_only=True, tag="gyre.retrieve.result.v1"):
     subject: ClassVar[str] = "retrieve"
     hits: tuple[RetrievedChunk, ...] = ()
-    retrieval_ms: float = 0.0
-    embedding_model: str = ""
+    retrieval_ms: Milliseconds = 0.0
+    embedding_model: Name = ""
     error: str = ""
 
 
@@ -87,15 +108,17 @@ class EmbedRequest(Event, frozen=True, kw_only=True, tag="gyre.embeddings.reques
     """Request/reply on ``gyre.embeddings``: vectors for texts (the OpenAI embeddings endpoint)."""
 
     subject: ClassVar[str] = "embeddings"
-    texts: tuple[str, ...]
+    texts: Annotated[tuple[EmbedInput, ...], msgspec.Meta(max_length=EMBED_MAX_INPUTS)]
 
 
 class EmbedResult(Event, frozen=True, kw_only=True, tag="gyre.embeddings.result.v1"):
     subject: ClassVar[str] = "embeddings"
     vectors: tuple[tuple[float, ...], ...] = ()
-    token_counts: tuple[int, ...] = ()
-    embedding_model: str = ""
+    token_counts: tuple[Count, ...] = ()
+    embedding_model: Name = ""
     error: str = ""
+    # With ``error``: the tenant's embedding queue is full; asking again after this many seconds may succeed.
+    retry_after_s: float = 0.0
 
 
 class ReindexRequested(Event, frozen=True, kw_only=True, tag="gyre.index.reindex.v1"):
@@ -108,9 +131,9 @@ class ReindexRequested(Event, frozen=True, kw_only=True, tag="gyre.index.reindex
     """
 
     subject: ClassVar[str] = "index.reindex"
-    request_id: str = msgspec.field(default_factory=new_id)
-    collection: str
-    embedding_model: str = ""
+    request_id: RequestId = msgspec.field(default_factory=new_id)
+    collection: Name
+    embedding_model: Name = ""
     allow_missing: bool = False
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
@@ -119,12 +142,12 @@ class ReindexProgress(Event, frozen=True, kw_only=True, tag="gyre.index.reindex_
     """How far a rebuild is: sent when it starts replaying, then every few seconds."""
 
     subject: ClassVar[str] = "index.reindex_progress"
-    request_id: str
-    collection: str
-    replayed_events: int
-    stream_events: int
-    documents: int
-    points: int
+    request_id: RequestId
+    collection: Name
+    replayed_events: Count
+    stream_events: Count
+    documents: Count
+    points: Count
 
 
 class ReindexCompleted(Event, frozen=True, kw_only=True, tag="gyre.index.reindexed.v1"):
@@ -137,18 +160,18 @@ class ReindexCompleted(Event, frozen=True, kw_only=True, tag="gyre.index.reindex
     """
 
     subject: ClassVar[str] = "index.reindexed"
-    request_id: str
-    collection: str
-    previous_collection: str
-    embedding_model: str
-    documents: int
-    points: int
-    previous_points: int
-    replayed_events: int
-    skipped_events: int
-    missing_count: int = 0
+    request_id: RequestId
+    collection: Name
+    previous_collection: Name
+    embedding_model: Name
+    documents: Count
+    points: Count
+    previous_points: Count
+    replayed_events: Count
+    skipped_events: Count
+    missing_count: Count = 0
     missing_documents: tuple[str, ...] = ()
-    duration_ms: float
+    duration_ms: Milliseconds
     completed_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
@@ -156,10 +179,10 @@ class ReindexFailed(Event, frozen=True, kw_only=True, tag="gyre.index.reindex_fa
     """A rebuild stopped; the active collection is unchanged. ``final`` is false when it will be retried."""
 
     subject: ClassVar[str] = "index.reindex_failed"
-    request_id: str
-    collection: str
+    request_id: RequestId
+    collection: Name
     error: str
-    attempt: int
+    attempt: Count
     final: bool
-    missing_count: int = 0
+    missing_count: Count = 0
     missing_documents: tuple[str, ...] = ()

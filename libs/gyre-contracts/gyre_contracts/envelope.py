@@ -68,7 +68,9 @@ def decode_event(data: bytes, event_type: Any, headers: Mapping[str, str] | None
 def decode_event(data: bytes, event_type: Any, headers: Mapping[str, str] | None = None) -> Any:
     """Decode a body into ``event_type`` (a Struct class or a tagged union of them).
 
-    Raises EnvelopeError with a readable message for anything that is not that event.
+    Raises EnvelopeError with a readable message for anything that is not that event: malformed
+    bytes, a missing field, or a value outside its field's limits (gyre_contracts.limits), the
+    message naming the field (``... - at `$.document_id```).
     """
     headers = headers or {}
     content_type = headers.get("content-type", JSON)
@@ -79,6 +81,9 @@ def decode_event(data: bytes, event_type: Any, headers: Mapping[str, str] | None
             event = msgspec.json.decode(data, type=event_type)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise EnvelopeError(f"undecodable payload: {exc}") from exc
+    except RecursionError as exc:
+        # msgspec decodes free JSON (metadata) recursively: a body nested thousands deep ends here.
+        raise EnvelopeError("undecodable payload: JSON nested too deeply") from exc
     ce_type = headers.get("ce-type")
     if ce_type and ce_type != event.event_type():
         raise EnvelopeError(f"header ce-type {ce_type!r} does not match body type {event.event_type()!r}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import msgspec
 
 from gyre_contracts.base import Event, Model, utc_now
 from gyre_contracts.generate import SamplingParams
+from gyre_contracts.limits import Count, Identifier, Name, OptionalIdentifier, RetrievalTopK
 
 EvaluationStatus = Literal["queued", "running", "completed", "failed"]
 
@@ -90,7 +91,7 @@ METRICS: dict[str, MetricSpec] = {
 
 class RetrievalOverride(Model, frozen=True, kw_only=True):
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    top_k: Annotated[int, msgspec.Meta(ge=0, le=50)] = 4
+    top_k: RetrievalTopK = 4
 
 
 class EvaluationRequested(Event, frozen=True, kw_only=True, tag="gyre.evaluate.requested.v1"):
@@ -102,25 +103,25 @@ class EvaluationRequested(Event, frozen=True, kw_only=True, tag="gyre.evaluate.r
     """
 
     subject: ClassVar[str] = "evaluate.requested"
-    evaluation_id: str
-    set_name: str
-    set_version: int = 0
-    prompt_label: str = ""
-    model: str = ""
+    evaluation_id: Identifier
+    set_name: Name
+    set_version: Count = 0
+    prompt_label: Name = ""
+    model: Name = ""
     retrieval: RetrievalOverride | None = None
     sampling: SamplingParams | None = None
-    baseline: str = ""
+    baseline: OptionalIdentifier = ""
     # The gate: per metric, the worst acceptable value (a minimum, or a maximum where lower is better).
-    floors: dict[str, float] = msgspec.field(default_factory=dict)
+    floors: dict[Name, float] = msgspec.field(default_factory=dict)
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
 class EvaluationProgress(Event, frozen=True, kw_only=True, tag="gyre.evaluate.progress.v1"):
     subject: ClassVar[str] = "evaluate.progress"
-    evaluation_id: str
-    done: int
-    total: int
-    errors: int = 0
+    evaluation_id: Identifier
+    done: Count
+    total: Count
+    errors: Count = 0
 
 
 class EvaluationCompleted(Event, frozen=True, kw_only=True, tag="gyre.evaluate.completed.v1"):
@@ -130,17 +131,17 @@ class EvaluationCompleted(Event, frozen=True, kw_only=True, tag="gyre.evaluate.c
     """
 
     subject: ClassVar[str] = "evaluate.completed"
-    evaluation_id: str
-    set_name: str
-    set_version: int
+    evaluation_id: Identifier
+    set_name: Name
+    set_version: Count
     status: Literal["completed", "failed"]
     reason: str = ""
-    metrics: dict[str, float] = msgspec.field(default_factory=dict)
-    baseline: str = ""
+    metrics: dict[Name, float] = msgspec.field(default_factory=dict)
+    baseline: OptionalIdentifier = ""
     passed: bool | None = None  # None: no gate applied
     gate_failures: tuple[str, ...] = ()
-    items: int = 0
-    results_object: str = ""
-    prompt_version: str = ""
-    model_version: str = ""
+    items: Count = 0
+    results_object: Name = ""
+    prompt_version: Name = ""
+    model_version: Name = ""
     completed_at: dt.datetime = msgspec.field(default_factory=utc_now)

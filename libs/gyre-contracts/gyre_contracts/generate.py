@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
 from gyre_contracts.base import Event, Model, utc_now
+from gyre_contracts.limits import (
+    STOP_SEQUENCES_MAX,
+    Count,
+    DocumentId,
+    Identifier,
+    MaxTokens,
+    Milliseconds,
+    Name,
+    RequestId,
+    RetrievalTopK,
+    SamplingTopK,
+    Seed,
+    ShortText,
+    StopSequence,
+    Temperature,
+    TopP,
+)
 
 
 class ChatMessage(Model, frozen=True, kw_only=True):
@@ -16,24 +33,24 @@ class ChatMessage(Model, frozen=True, kw_only=True):
 
 
 class SamplingParams(Model, frozen=True, kw_only=True):
-    max_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 50
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
+    max_tokens: MaxTokens = 256
+    temperature: Temperature = 0.0
+    top_p: TopP = 1.0
+    top_k: SamplingTopK = 50
+    seed: Seed | None = None
+    stop: Annotated[tuple[StopSequence, ...], msgspec.Meta(max_length=STOP_SEQUENCES_MAX)] = ()
 
 
 class GenerationRequested(Event, frozen=True, kw_only=True, tag="gyre.generate.requested.v1"):
     subject: ClassVar[str] = "generate.requested"
-    request_id: str
-    messages: tuple[ChatMessage, ...]
+    request_id: RequestId
+    messages: Annotated[tuple[ChatMessage, ...], msgspec.Meta(min_length=1)]
     params: SamplingParams = SamplingParams()
     retrieval: bool = True
-    top_k: int = 4
-    model: str = ""
+    top_k: RetrievalTopK = 4
+    model: Name = ""
     stream: bool = True
-    prompt_label: str = "production"
+    prompt_label: Name = "production"
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
     retrieval_mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     # "evaluation": sent by the evaluate service; never counted as user traffic (no feedback joins,
@@ -45,35 +62,35 @@ class TokenDelta(Event, frozen=True, kw_only=True, tag="gyre.generate.token.v1")
     """One streamed piece of an answer on ``gyre.generate.stream.<request_id>`` (core NATS)."""
 
     subject: ClassVar[str] = "generate.stream"
-    request_id: str
-    index: int
+    request_id: RequestId
+    index: Count
     text: str
 
 
 class Citation(Model, frozen=True, kw_only=True):
     """A numbered source of an answer: ``[n]`` in the text refers to ``number`` n."""
 
-    number: int
-    document_id: str
-    chunk_id: str
+    number: Annotated[int, msgspec.Meta(ge=1)]
+    document_id: DocumentId
+    chunk_id: Identifier
     title: str = ""
     score: float
     excerpt: str
 
 
 class Usage(Model, frozen=True, kw_only=True):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
 
 
 class Timings(Model, frozen=True, kw_only=True):
-    retrieval_ms: float
-    time_to_first_token_ms: float
-    total_ms: float
+    retrieval_ms: Milliseconds
+    time_to_first_token_ms: Milliseconds
+    total_ms: Milliseconds
     # CPU time the generate process spent while this request ran (all its threads; requests that ran
     # at the same time share it, so it is exact only when one runs at a time).
-    cpu_ms: float | None = None
+    cpu_ms: Milliseconds | None = None
 
 
 class Grounding(Model, frozen=True, kw_only=True):
@@ -85,23 +102,23 @@ class Grounding(Model, frozen=True, kw_only=True):
     """
 
     action: Literal["kept", "trimmed", "extractive", "none"]
-    supported_sentences: int = 0
-    checked_sentences: int = 0
+    supported_sentences: Count = 0
+    checked_sentences: Count = 0
     loop_cut: bool = False  # the model started repeating itself and was stopped
 
 
 class GenerationCompleted(Event, frozen=True, kw_only=True, tag="gyre.generate.completed.v1"):
     subject: ClassVar[str] = "generate.completed"
-    request_id: str
+    request_id: RequestId
     question: str
     answer: str
     citations: tuple[Citation, ...] = ()
     usage: Usage
     timings: Timings
-    finish_reason: str = "stop"
-    model_version: str
-    prompt_version: str
-    guardrails: tuple[str, ...] = ()  # guardrails that acted: pii_redacted, blocked_term, injection_flagged ...
+    finish_reason: Name = "stop"
+    model_version: Name
+    prompt_version: Name
+    guardrails: tuple[Name, ...] = ()  # guardrails that acted: pii_redacted, blocked_term, injection_flagged ...
     completed_at: dt.datetime = msgspec.field(default_factory=utc_now)
     purpose: Literal["user", "evaluation"] = "user"
     grounding: Grounding | None = None
@@ -113,8 +130,8 @@ class GenerationCancelRequested(Event, frozen=True, kw_only=True, tag="gyre.gene
     """Stop a generation (its client went away), on core ``gyre.generate.cancel.<request_id>``."""
 
     subject: ClassVar[str] = "generate.cancel"
-    request_id: str
-    reason: str = "client disconnected"
+    request_id: RequestId
+    reason: ShortText = "client disconnected"
 
 
 # Why a generation failed, for machines: the gateway maps each to an HTTP status (docs/architecture.md).
@@ -132,7 +149,7 @@ FailureCode = Literal[
 
 class GenerationFailed(Event, frozen=True, kw_only=True, tag="gyre.generate.failed.v1"):
     subject: ClassVar[str] = "generate.failed"
-    request_id: str
+    request_id: RequestId
     error: str
     failed_at: dt.datetime = msgspec.field(default_factory=utc_now)
     code: FailureCode = ""
@@ -158,7 +175,7 @@ class GenerationLoad(Event, frozen=True, kw_only=True, tag="gyre.generate.load.v
     """
 
     subject: ClassVar[str] = "generate.load"
-    in_flight: int
-    capacity: int
-    queued: int = 0
-    replica: str = ""
+    in_flight: Count
+    capacity: Count
+    queued: Count = 0
+    replica: Name = ""

@@ -8,14 +8,15 @@ from typing import ClassVar
 import msgspec
 
 from gyre_contracts.base import Event, utc_now
+from gyre_contracts.limits import Count, Name
 
 
 class DatasetBuilt(Event, frozen=True, kw_only=True, tag="gyre.improve.dataset.v1"):
     subject: ClassVar[str] = "improve.dataset"
-    name: str
-    version: str
-    examples: int
-    object_name: str
+    name: Name
+    version: Name
+    examples: Count
+    object_name: Name
     built_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
@@ -23,26 +24,26 @@ class CandidateEvaluated(Event, frozen=True, kw_only=True, tag="gyre.improve.eva
     """Deprecated: the evaluate service's EvaluationCompleted replaces it; kept until no one publishes it."""
 
     subject: ClassVar[str] = "improve.evaluated"
-    name: str
-    candidate: str
-    baseline: str
-    dataset: str
-    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    name: Name
+    candidate: Name
+    baseline: Name
+    dataset: Name
+    metrics: dict[Name, float] = msgspec.field(default_factory=dict)
     passed: bool
     evaluated_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
 class PromptPromoted(Event, frozen=True, kw_only=True, tag="gyre.improve.prompt_promoted.v1"):
     subject: ClassVar[str] = "improve.prompt_promoted"
-    name: str
-    version: str
-    label: str = "production"
+    name: Name
+    version: Name
+    label: Name = "production"
     promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
 class ModelPromoted(Event, frozen=True, kw_only=True, tag="gyre.improve.model_promoted.v1"):
     subject: ClassVar[str] = "improve.model_promoted"
-    name: str
-    version: str
-    alias: str = "production"
+    name: Name
+    version: Name
+    alias: Name = "production"
     promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)

@@ -68,6 +68,8 @@ def _event_id(cls: type[Event]) -> str:
 
 def _sample_value(t: mi.Type, name: str, full: bool) -> Any:
     """A valid value of type ``t``; the field name makes strings recognisable."""
+    if isinstance(t, mi.Metadata):  # a constrained type with a description: the type inside
+        return _sample_value(t.type, name, full)
     if isinstance(t, mi.StrType):
         return f"{name}-1"
     if isinstance(t, mi.BoolType):
