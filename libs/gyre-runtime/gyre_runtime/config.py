@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -50,8 +50,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _doc("How long the gateway trusts a key it looked up in `gyre_api_keys`; a revoke acts within it.")
     ] = 2.0
     rate_limit_per_minute: Annotated[
-        int, _doc("Requests per minute per API key, per gateway replica, unless the key sets its own; 0: no limit.")
-    ] = 0
+        int,
+        msgspec.Meta(ge=0),
+        _doc("Requests per minute per API key, per gateway replica, unless the key sets its own; 0: no limit."),
+    ] = 1200
     max_request_bytes: Annotated[
         int, _doc("Largest request body of the non-document `/v1` routes (documents follow GYRE_MAX_DOCUMENT_CHARS).")
     ] = 4 * 1024 * 1024
@@ -156,6 +158,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 2048
     max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5
     request_timeout_s: Annotated[float, _doc("How long the gateway waits for a service's reply.")] = 120.0
+    embeddings_max_inputs: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Most inputs one `/v1/embeddings` request may have (400 past it).")
+    ] = 256
+    embeddings_max_chars: Annotated[
+        int, msgspec.Meta(ge=1), _doc("Most characters all inputs of one `/v1/embeddings` request may have together.")
+    ] = 200_000
+    embeddings_inputs_per_minute: Annotated[
+        int,
+        msgspec.Meta(ge=0),
+        _doc("`/v1/embeddings` inputs per minute per API key, per gateway replica (429 past it); 0: no limit."),
+    ] = 10_000
+    embed_tenant_queue_inputs: Annotated[
+        int,
+        msgspec.Meta(ge=1),
+        _doc("Query texts one tenant may have waiting in an embed replica; past it `/v1/embeddings` gets 429."),
+    ] = 1024
+    api_docs: Annotated[
+        Literal["public", "auth", "off"],
+        _doc("The gateway's `/docs` and `/openapi.json`: `public`, `auth` (any valid API key) or `off` (404)."),
+    ] = "auth"
+    metrics_token: Annotated[
+        str,
+        _doc(
+            "Bearer token that opens `/metrics` and the services' `/stats`/`/tallies` (e.g. for Prometheus);"
+            " operator keys (GYRE_API_KEYS, the key file) open them too."
+        ),
+    ] = ""
+    metrics_token_file: Annotated[
+        str, _doc("File holding that token (first line), e.g. a secret shared with Prometheus' `credentials_file`.")
+    ] = ""
 
     @property
     def data_path(self) -> Path:

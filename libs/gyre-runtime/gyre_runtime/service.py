@@ -12,9 +12,12 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
 from gyre_runtime.bus.consumer import ConsumerWorker, Handler
@@ -22,10 +25,36 @@ from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import consumers_of
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.logging import configure_logging, get_logger
+from gyre_runtime.operator_access import ACCESS_HINT, OperatorAccess
 
 log = get_logger()
 
 Hook = Callable[["Service"], Awaitable[None]]
+
+# Routes anyone may call: an orchestrator's probes carry no credentials. Every other route of a
+# service (/metrics, /stats, /tallies, ...) shows figures of every tenant and needs an operator credential.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class OperatorOnlyMiddleware:
+    """401 for every route but :data:`OPEN_PATHS` unless the request carries an operator credential."""
+
+    def __init__(self, app: ASGIApp, access: OperatorAccess) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            authorization = Headers(scope=scope).get("authorization")
+            if not self.access.allows(authorization):
+                refusal = JSONResponse(
+                    {"error": f"{scope['path']} is for operators: {ACCESS_HINT}"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Service:
@@ -142,7 +171,11 @@ class Service:
             Route("/metrics", metrics),
             *self.routes,
         ]
-        app = Starlette(routes=routes, lifespan=lifespan)
+        app = Starlette(
+            routes=routes,
+            lifespan=lifespan,
+            middleware=[Middleware(OperatorOnlyMiddleware, access=OperatorAccess(self.settings))],
+        )
         app.state.service = self
         return app
 

@@ -21,6 +21,7 @@ from gyre_contracts import (
     decode_event,
     utc_now,
 )
+from gyre_embed.batching import TenantQueueFull
 from gyre_embed.indexing import build_points, embedding_text, hit_to_chunk
 from gyre_embed.reindex import Reindexer, ServingIndex
 from gyre_runtime.bus.consumer import MessageContext
@@ -136,7 +137,10 @@ class EmbedHandlers:
             request = decode_event(msg.data, RetrieveRequest, msg.headers)
             # One collection for the whole call, and the model that filled it: a switch meanwhile waits.
             async with self.serving.active.use() as active:
-                dense = (await active.scheduler.embed_query([request.query]))[0] if request.mode != "sparse" else None
+                dense = (
+                    (await active.scheduler.embed_query([request.query], tenant=request.tenant))[0]
+                    if request.mode != "sparse" else None
+                )
                 sparse = self.sparse.encode_query(request.query) if request.mode != "dense" else None
                 hits = await active.store.search(
                     request.tenant, dense=dense, sparse=sparse, top_k=request.top_k, mode=request.mode,
@@ -158,7 +162,7 @@ class EmbedHandlers:
         try:
             request = decode_event(msg.data, EmbedRequest, msg.headers)
             async with self.serving.active.use() as active:
-                vectors = await active.scheduler.embed_query(list(request.texts))
+                vectors = await active.scheduler.embed_request(list(request.texts), tenant=request.tenant)
             counter = getattr(active.embedder, "count_tokens", None)
             counts = tuple(counter(t) if counter else 0 for t in request.texts)
             result = EmbedResult(
@@ -167,6 +171,9 @@ class EmbedHandlers:
             )
         except EnvelopeError as exc:
             result = EmbedResult(error=str(exc))
+        except TenantQueueFull as exc:  # the gateway answers 429 with Retry-After
+            log.info("embeddings_refused_queue_full", tenant=exc.tenant, waiting=exc.waiting, limit=exc.limit)
+            result = EmbedResult(tenant=exc.tenant, error=str(exc), retry_after_s=exc.retry_after_s)
         except Exception as exc:
             log.exception("embeddings_failed")
             result = EmbedResult(error=f"{type(exc).__name__}: {exc}")

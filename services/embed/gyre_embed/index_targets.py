@@ -153,7 +153,8 @@ class LocalTargets:
             batch_size=settings.embed_batch_size,
         )
         scheduler = EmbeddingScheduler(
-            embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000
+            embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000,
+            max_waiting_per_tenant=settings.embed_tenant_queue_inputs,
         )
         return embedder, scheduler
 

@@ -7,10 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gyre_gateway.auth import ApiKeyring, StoredKeys
+from gyre_gateway.auth import ApiKeyring, StoredKeys, authenticated_caller, require_operator
 from gyre_gateway.body_limit import BodySizeLimitMiddleware, max_body_bytes
 from gyre_gateway.chat.api_router import router as chat_router
 from gyre_gateway.documents.api_router import router as documents_router
@@ -26,6 +27,7 @@ from gyre_gateway.search.api_router import router as search_router
 from gyre_gateway.web.api_router import router as web_router
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
+from gyre_runtime.operator_access import OperatorAccess
 from gyre_runtime.service import Service, run_service
 
 log = get_logger()
@@ -43,6 +45,25 @@ only ever sees its own documents, answers and feedback. A key has scopes: `inges
 the key's rate: 429 with `Retry-After`. Errors use OpenAI's format:
 `{"error": {"message", "type", "param", "code"}}`.
 """
+
+
+def install_api_docs(app: FastAPI, mode: str) -> None:
+    """``/docs`` (Swagger UI) and ``/openapi.json`` as GYRE_API_DOCS says: public, behind any valid API key, or off.
+
+    The API description lists every route and field, which helps an attacker as much as a user:
+    by default only callers with a key see it.
+    """
+    if mode == "off":
+        return
+    needs_key = [Depends(authenticated_caller)] if mode == "auth" else []
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=needs_key)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=needs_key)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
 
 
 async def keep_starting(service: Service, started: asyncio.Event) -> None:
@@ -88,14 +109,17 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        docs_url=None,  # install_api_docs serves them as GYRE_API_DOCS says
+        redoc_url=None,
+        openapi_url=None,
         dependencies=[Depends(require_readable_body)],  # 415 for a body its route cannot read
     )
     app.state.service = service
     app.state.keyring = ApiKeyring(settings)
     app.state.stored_keys = StoredKeys(settings.api_key_cache_s)
     app.state.rate_limiter = RateLimiter()
+    app.state.input_rate_limiter = RateLimiter()  # /v1/embeddings inputs per key
+    app.state.operator_access = OperatorAccess(settings)
     app.state.started = started  # set once the bus is connected (tests await it instead of polling)
     install_error_handlers(app)
     app.add_middleware(
@@ -121,15 +145,16 @@ def create_app(settings: Settings) -> FastAPI:
             body["error"] = service.startup_error
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], dependencies=[Depends(require_operator)])
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics of this process."""
+        """Prometheus metrics of this process; needs the metrics token (GYRE_METRICS_TOKEN) or an operator key."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (documents_router, search_router, chat_router, embeddings_router, models_router, feedback_router):
         app.include_router(router)
     app.include_router(evaluations_router)
     app.include_router(web_router)  # the chat page at / and /chat
+    install_api_docs(app, settings.api_docs)
     return app
 
 

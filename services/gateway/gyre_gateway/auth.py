@@ -10,13 +10,10 @@ Keys come from three places, looked up in this order:
 
 from __future__ import annotations
 
-import hmac
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import nats.errors
@@ -28,8 +25,8 @@ from nats.js.kv import KeyValue
 from gyre_gateway.errors import ApiError
 from gyre_gateway.rate_limit import RateLimiter, retry_after_header
 from gyre_gateway.upstream import connected, service_of
-from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
+from gyre_runtime.operator_access import ACCESS_HINT, OperatorAccess, OperatorKeys, find_tenant
 from gyre_runtime.state.api_keys import (
     BUCKET,
     SCOPES,
@@ -43,50 +40,7 @@ from gyre_runtime.state.api_keys import (
 
 log = get_logger()
 
-DEFAULT_TENANT = "default"
-KEY_FILE_NAME = "api-key"
 CACHED_KEYS_MAX = 10_000  # looked-up hashes kept (unknown ones too, so a bad key does not hit the bucket each time)
-
-
-def parse_key_entry(entry: str) -> tuple[str, str] | None:
-    """``key:tenant`` -> (key, tenant); a bare ``key`` belongs to the default tenant; blank -> None.
-
-    Split at the last colon, so a key may itself contain colons when a tenant is given.
-    """
-    entry = entry.strip()
-    if not entry or entry.startswith("#"):
-        return None
-    if ":" not in entry:
-        return entry, DEFAULT_TENANT
-    key, _, tenant = entry.rpartition(":")
-    key, tenant = key.strip(), tenant.strip()
-    if not key:
-        return None
-    return key, tenant or DEFAULT_TENANT
-
-
-def parse_key_list(text: str) -> dict[str, str]:
-    """``GYRE_API_KEYS``: ``key1:tenant-a,key2:tenant-b`` -> {key: tenant}."""
-    return dict(e for e in map(parse_key_entry, text.split(",")) if e is not None)
-
-
-def parse_key_file(text: str) -> dict[str, str]:
-    """A key file: one ``key:tenant`` (or bare ``key``) per line; blank lines and ``#`` comments skipped."""
-    return dict(e for e in map(parse_key_entry, text.splitlines()) if e is not None)
-
-
-def key_file_path(settings: Settings) -> Path:
-    return Path(settings.api_key_file).expanduser() if settings.api_key_file else settings.data_path / KEY_FILE_NAME
-
-
-def find_tenant(keys: dict[str, str], presented: str) -> str | None:
-    """The tenant of ``presented``; every key is compared in constant time, so timing says nothing."""
-    found: str | None = None
-    candidate = presented.encode()
-    for key, tenant in keys.items():
-        if hmac.compare_digest(key.encode(), candidate):
-            found = tenant
-    return found
 
 
 @dataclass(frozen=True)
@@ -116,40 +70,8 @@ def stored_caller(record: ApiKeyRecord) -> Caller:
     )
 
 
-@dataclass
-class _FileState:
-    stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
-    keys: dict[str, str] | None = None
-
-
-class ApiKeyring:
-    """Keys from settings and the key file. The file is re-read when it changes, so keys rotate without a restart."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.inline = parse_key_list(settings.api_keys)
-        self.path = key_file_path(settings)
-        self._file = _FileState()
-
-    def _file_keys(self) -> dict[str, str]:
-        try:
-            stat = os.stat(self.path)
-        except OSError:
-            return {}
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._file.stamp or self._file.keys is None:
-            try:
-                keys = parse_key_file(self.path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                log.warning("api_key_file_unreadable", path=str(self.path), error=type(exc).__name__)
-                return {}
-            self._file = _FileState(stamp=stamp, keys=keys)
-        return self._file.keys or {}
-
-    def keys(self) -> dict[str, str]:
-        return {**self._file_keys(), **self.inline}
-
-    def tenant_for(self, presented: str) -> str | None:
-        return find_tenant(self.keys(), presented)
+class ApiKeyring(OperatorKeys):
+    """Keys from settings and the key file (the operator keys, with every scope)."""
 
 
 class StoredKeys:
@@ -262,18 +184,34 @@ def rate_limited(caller: Caller, limit: int, wait_s: float) -> ApiError:
     )
 
 
+def admit(request: Request, caller: Caller, scope: Scope) -> None:
+    """403 unless the caller's key has ``scope``; 429 once it is over its rate (a refused request uses none)."""
+    if not caller.allows(scope):
+        raise forbidden(caller, scope)
+    limit = caller.rate_limit_per_minute or request.app.state.service.settings.rate_limit_per_minute
+    if limit:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        wait_s = limiter.acquire(caller.key_id, limit)
+        if wait_s > 0:
+            raise rate_limited(caller, limit, wait_s)
+
+
+def caller_with_scope(scope: Scope) -> Callable[[Request, Caller], Awaitable[Caller]]:
+    """A dependency: the caller once its key has ``scope`` (else 403) and is within its rate (else 429)."""
+
+    async def dependency(request: Request, caller: Annotated[Caller, Depends(authenticated_caller)]) -> Caller:
+        admit(request, caller, scope)
+        return caller
+
+    dependency.__name__ = f"caller_with_{scope}_scope"
+    return dependency
+
+
 def tenant_with_scope(scope: Scope) -> Callable[[Request, Caller], Awaitable[str]]:
     """A dependency: the caller's tenant once its key has ``scope`` (else 403) and is within its rate (else 429)."""
 
     async def dependency(request: Request, caller: Annotated[Caller, Depends(authenticated_caller)]) -> str:
-        if not caller.allows(scope):
-            raise forbidden(caller, scope)
-        limit = caller.rate_limit_per_minute or request.app.state.service.settings.rate_limit_per_minute
-        if limit:
-            limiter: RateLimiter = request.app.state.rate_limiter
-            wait_s = limiter.acquire(caller.key_id, limit)
-            if wait_s > 0:
-                raise rate_limited(caller, limit, wait_s)
+        admit(request, caller, scope)
         return caller.tenant
 
     dependency.__name__ = f"tenant_with_{scope}_scope"
@@ -284,3 +222,16 @@ def tenant_with_scope(scope: Scope) -> Callable[[Request, Caller], Awaitable[str
 IngestTenant = Annotated[str, Depends(tenant_with_scope("ingest"))]
 QueryTenant = Annotated[str, Depends(tenant_with_scope("query"))]
 FeedbackTenant = Annotated[str, Depends(tenant_with_scope("feedback"))]
+QueryCaller = Annotated[Caller, Depends(caller_with_scope("query"))]
+
+
+async def require_operator(request: Request) -> None:
+    """FastAPI dependency of operational routes (``/metrics``): the metrics token or an operator key, else 401."""
+    access: OperatorAccess = request.app.state.operator_access
+    if not access.allows(request.headers.get("authorization")):
+        raise ApiError(
+            401,
+            f"{request.url.path} is for operators: {ACCESS_HINT}",
+            code="operator_credential_required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -17,7 +17,7 @@ SECONDS_PER_MINUTE = 60.0
 
 @dataclass
 class TokenBucket:
-    """``capacity`` tokens, refilled continuously over a minute; one request takes one token."""
+    """``capacity`` tokens, refilled continuously over a minute; a request takes one token (or one per input)."""
 
     capacity: float
     tokens: float
@@ -27,14 +27,17 @@ class TokenBucket:
     def refill_per_s(self) -> float:
         return self.capacity / SECONDS_PER_MINUTE
 
-    def take(self, now: float) -> float:
-        """0 when a token was taken; else the seconds until one will be there (nothing is taken)."""
+    def take(self, now: float, amount: float = 1.0) -> float:
+        """0 when ``amount`` tokens were taken; else the seconds until they will be there (nothing is taken)."""
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill_per_s)
         self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= amount:
+            self.tokens -= amount
             return 0.0
-        return (1.0 - self.tokens) / self.refill_per_s
+        return (amount - self.tokens) / self.refill_per_s
+
+    def give_back(self, amount: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + amount)
 
 
 class RateLimiter:
@@ -44,15 +47,24 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[str, TokenBucket] = {}
 
-    def acquire(self, key_id: str, per_minute: int) -> float:
-        """Take one request from ``key_id``'s allowance: 0 if allowed, else the seconds to wait."""
+    def acquire(self, key_id: str, per_minute: int, amount: int = 1) -> float:
+        """Take ``amount`` from ``key_id``'s allowance: 0 if allowed, else the seconds to wait.
+
+        ``amount`` must not exceed ``per_minute`` (it would never be allowed): callers refuse such a request first.
+        """
         now = self.clock()
         bucket = self._buckets.get(key_id)
         if bucket is None or bucket.capacity != per_minute:
             # Only authenticated keys get here, so the table grows with the number of keys, not of callers.
             bucket = TokenBucket(capacity=float(per_minute), tokens=float(per_minute), updated=now)
             self._buckets[key_id] = bucket
-        return bucket.take(now)
+        return bucket.take(now, amount)
+
+    def give_back(self, key_id: str, amount: int) -> None:
+        """Return what a request took but did not use (e.g. the service behind refused it)."""
+        bucket = self._buckets.get(key_id)
+        if bucket is not None:
+            bucket.give_back(amount)
 
 
 def retry_after_header(wait_s: float) -> str:

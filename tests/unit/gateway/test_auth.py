@@ -8,8 +8,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from gyre_gateway.app import create_app
-from gyre_gateway.auth import ApiKeyring, find_tenant, key_file_path, parse_key_entry, parse_key_file, parse_key_list
+from gyre_gateway.auth import ApiKeyring
 from gyre_runtime.config import Settings, load_settings
+from gyre_runtime.operator_access import find_tenant, key_file_path, parse_key_entry, parse_key_file, parse_key_list
 
 
 def test_a_key_list_maps_each_key_to_its_tenant() -> None:

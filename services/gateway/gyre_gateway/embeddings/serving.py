@@ -1,4 +1,15 @@
-"""Embeddings: an EmbedRequest request/reply to the embed service, answered in OpenAI's shape."""
+"""Embeddings: limits per request and per key, an EmbedRequest request/reply to the embed service, OpenAI's shape.
+
+Three limits keep one caller from slowing everyone's searches (the embed service's scheduler also
+gives tenants turns and bounds each tenant's queue):
+
+- per request: at most ``GYRE_EMBEDDINGS_MAX_INPUTS`` inputs and ``GYRE_EMBEDDINGS_MAX_CHARS``
+  characters in all (400 naming the limit);
+- per key: ``GYRE_EMBEDDINGS_INPUTS_PER_MINUTE`` inputs (429 with Retry-After), besides the
+  requests-per-minute limit every ``/v1`` route has;
+- per tenant, in each embed replica: a full queue is answered "busy", which becomes 429 with the
+  service's retry hint; the inputs it took from the key's allowance are given back.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +17,12 @@ import base64
 import struct
 
 from gyre_contracts import EmbedRequest, EmbedResult
+from gyre_gateway.auth import Caller
 from gyre_gateway.embeddings.protocol import EmbeddingData, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 from gyre_gateway.errors import ApiError
+from gyre_gateway.rate_limit import RateLimiter, retry_after_header
 from gyre_gateway.upstream import request_reply, upstream_failure
+from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service
 
@@ -52,17 +66,85 @@ def embedding_list(body: EmbeddingRequest, result: EmbedResult, expected: int) -
     )
 
 
+def check_request_size(texts: tuple[str, ...], settings: Settings) -> None:
+    """400 naming the limit when a request has more inputs or characters than one request may."""
+    if len(texts) > settings.embeddings_max_inputs:
+        raise ApiError(
+            400,
+            f"input: {len(texts)} inputs, at most {settings.embeddings_max_inputs} per request "
+            "(GYRE_EMBEDDINGS_MAX_INPUTS); split them over several requests",
+            code="too_many_inputs",
+            param="input",
+        )
+    chars = sum(len(t) for t in texts)
+    if chars > settings.embeddings_max_chars:
+        raise ApiError(
+            400,
+            f"input: {chars} characters in all, at most {settings.embeddings_max_chars} per request "
+            "(GYRE_EMBEDDINGS_MAX_CHARS); split them over several requests",
+            code="input_too_long",
+            param="input",
+        )
+
+
+def take_input_allowance(limiter: RateLimiter, caller: Caller, inputs: int, per_minute: int) -> None:
+    """Take ``inputs`` from the key's inputs-per-minute allowance, or 429 with Retry-After (nothing taken)."""
+    if not per_minute:
+        return
+    if inputs > per_minute:
+        raise ApiError(
+            400,
+            f"input: {inputs} inputs is more than the {per_minute} inputs per minute this key may send "
+            "(GYRE_EMBEDDINGS_INPUTS_PER_MINUTE); send fewer per request",
+            code="too_many_inputs",
+            param="input",
+        )
+    wait_s = limiter.acquire(caller.key_id, per_minute, inputs)
+    if wait_s > 0:
+        raise ApiError(
+            429,
+            f"embedding rate limit of {per_minute} inputs per minute reached for API key {caller.key_id}; "
+            f"retry after {wait_s:.1f}s",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": retry_after_header(wait_s)},
+        )
+
+
+def embed_queue_full(result: EmbedResult) -> ApiError:
+    return ApiError(
+        429,
+        f"embed service busy: {result.error}",
+        code="embed_queue_full",
+        headers={"Retry-After": retry_after_header(result.retry_after_s)},
+    )
+
+
 async def create_embeddings(
-    service: Service, tenant: str, body: EmbeddingRequest, *, traceparent: str | None = None
+    service: Service,
+    caller: Caller,
+    body: EmbeddingRequest,
+    input_limiter: RateLimiter,
+    *,
+    traceparent: str | None = None,
 ) -> EmbeddingList:
     texts = input_texts(body)
-    result = await request_reply(
-        service,
-        EmbedRequest(tenant=tenant, texts=texts),
-        EmbedResult,
-        unavailable="embed service unavailable: no replica answers embedding requests; start `gyre-embed`",
-        traceparent=traceparent,
-    )
+    settings = service.settings
+    check_request_size(texts, settings)
+    take_input_allowance(input_limiter, caller, len(texts), settings.embeddings_inputs_per_minute)
+    try:
+        result = await request_reply(
+            service,
+            EmbedRequest(tenant=caller.tenant, texts=texts),
+            EmbedResult,
+            unavailable="embed service unavailable: no replica answers embedding requests; start `gyre-embed`",
+            traceparent=traceparent,
+        )
+    except ApiError:
+        input_limiter.give_back(caller.key_id, len(texts))  # nothing was embedded
+        raise
+    if result.error and result.retry_after_s > 0:
+        input_limiter.give_back(caller.key_id, len(texts))
+        raise embed_queue_full(result)
     if result.error:
         raise upstream_failure(result.error, "embed")
     log.info("embeddings_done", inputs=len(texts), model=result.embedding_model)
