@@ -45,7 +45,7 @@ lint: setup
       services/generate/gyre_generate services/feedback/gyre_feedback services/improve/gyre_improve \
       services/monitor/gyre_monitor services/evaluate/gyre_evaluate tools/gen_proto.py
 
-# Reliability: SIGKILL embed, then ingest, mid-ingestion and restart them; nothing lost or duplicated (slow, not in `just test`)
+# Reliability: SIGKILL embed, ingest, a NATS cluster node, then restart all three nodes in turn, under load; nothing lost or duplicated (slow, not in `just test`)
 chaos: setup models
     .venv/bin/python -m pytest -q tests/chaos
 
