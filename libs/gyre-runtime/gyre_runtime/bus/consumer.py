@@ -19,6 +19,8 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from gyre_contracts import DeadLetter, EnvelopeError, Event, decode_event
+from gyre_contracts.limits import is_tenant_id
+from gyre_contracts.monitor import fit_dead_letter
 from gyre_runtime.bus.connection import Bus, ensure_consumer
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import ConsumerSpec
@@ -26,6 +28,9 @@ from gyre_runtime.logging import get_logger
 from gyre_runtime.metrics import HANDLER_SECONDS, MESSAGES_HANDLED
 
 log = get_logger()
+
+# Room for the CloudEvents headers of a dead letter, which count towards the bus's max payload.
+DEAD_LETTER_HEADERS_ALLOWANCE = 2048
 
 
 class PermanentError(Exception):
@@ -179,15 +184,22 @@ class ConsumerWorker:
                 await msg.in_progress()
 
     async def _dead_letter(self, msg: Msg, headers: dict[str, str], error: str, attempts: int) -> None:
+        # The header is the sender's word: a tenant that is no valid id would make the letter itself undecodable.
+        tenant = headers.get("ce-tenant", "default")
         letter = DeadLetter(
-            tenant=headers.get("ce-tenant", "default"),
+            tenant=tenant if is_tenant_id(tenant) else "default",
             service=self.spec.service,
             original_subject=msg.subject,
             headers=headers,
             payload=base64.b64encode(msg.data).decode(),
             error=error,
             attempts=attempts,
+            payload_bytes=len(msg.data),
         )
+        # A message near the bus's max payload grows by a third in base64: shrink the letter rather than lose it.
+        letter = fit_dead_letter(letter, self.bus.nc.max_payload - DEAD_LETTER_HEADERS_ALLOWANCE)
+        if letter.payload_truncated:
+            log.warning("dead_letter_truncated", consumer=self.spec.durable, payload_bytes=letter.payload_bytes)
         seq = msg.metadata.sequence.stream
         await self.publisher.publish(
             letter,
