@@ -189,6 +189,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str, _doc("File holding that token (first line), e.g. a secret shared with Prometheus' `credentials_file`.")
     ] = ""
 
+    retention_days: Annotated[
+        float, msgspec.Meta(ge=0), _doc("Days a stream keeps events unless a setting below names it; 0: no limit.")
+    ] = 30.0
+    retention_ingest_days: Annotated[
+        float,
+        msgspec.Meta(ge=0),
+        _doc(
+            "Days GYRE_INGEST keeps submissions (raw documents): ingest takes them within seconds, the stream"
+            " only has to bridge an outage of ingest."
+        ),
+    ] = 7.0
+    retention_generate_days: Annotated[
+        float,
+        msgspec.Meta(ge=0),
+        _doc(
+            "Days GYRE_GENERATE keeps requests and answers (whole conversations); the feedback join reads the"
+            " answer record in KV, not the stream."
+        ),
+    ] = 7.0
+    retention_dlq_days: Annotated[
+        float, msgspec.Meta(ge=0), _doc("Days GYRE_DLQ keeps dead letters (copies of the messages that failed).")
+    ] = 14.0
+    dead_letter_redaction: Annotated[
+        Literal["none", "pii", "drop"],
+        _doc(
+            "What a dead letter keeps of the failed message: `none` all of it (replayable as is), `pii` personal"
+            " data replaced by placeholders and document bytes removed, `drop` nothing but its headers."
+        ),
+    ] = "pii"
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()

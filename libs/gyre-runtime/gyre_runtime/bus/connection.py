@@ -13,7 +13,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from gyre_runtime.bus.topology import BUCKETS, OBJECT_STORES, STREAMS, ConsumerSpec, StreamSpec
+from gyre_runtime.bus.topology import BUCKETS, OBJECT_STORES, STREAMS, ConsumerSpec, StreamSpec, stream_max_age_s
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 
@@ -76,7 +76,7 @@ async def ensure_stream(bus: Bus, spec: StreamSpec) -> None:
         subjects=[bus.subject(s) for s in spec.subjects],
         storage=js_api.StorageType.FILE,
         retention=js_api.RetentionPolicy.LIMITS,
-        max_age=spec.max_age_s,
+        max_age=stream_max_age_s(spec, bus.settings),
         duplicate_window=spec.duplicate_window_s,
         num_replicas=bus.settings.stream_replicas,
     )

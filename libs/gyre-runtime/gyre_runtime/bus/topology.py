@@ -15,6 +15,7 @@ from gyre_contracts import (
     GenerationRequested,
     ReindexRequested,
 )
+from gyre_runtime.config import Settings
 
 DAY = 24 * 3600.0
 
@@ -23,7 +24,8 @@ DAY = 24 * 3600.0
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]  # suffixes after the prefix
-    max_age_s: float = 30 * DAY
+    # The setting (in days) that says how long the stream keeps events; see stream_max_age_s.
+    retention: str = "retention_days"
     duplicate_window_s: float = 120.0
 
 
@@ -44,16 +46,25 @@ class ConsumerSpec:
 
 
 STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec("GYRE_INGEST", ("ingest.>",)),
+    StreamSpec("GYRE_INGEST", ("ingest.>",), retention="retention_ingest_days"),  # raw documents
     StreamSpec("GYRE_EMBED", ("embed.>",)),
     StreamSpec("GYRE_INDEX", ("index.>",)),
-    StreamSpec("GYRE_GENERATE", ("generate.requested", "generate.completed", "generate.failed")),
+    StreamSpec(  # whole conversations: every message of a request, every answer
+        "GYRE_GENERATE", ("generate.requested", "generate.completed", "generate.failed"),
+        retention="retention_generate_days",
+    ),
     StreamSpec("GYRE_FEEDBACK", ("feedback.>",)),
     StreamSpec("GYRE_IMPROVE", ("improve.>",)),
     StreamSpec("GYRE_EVALUATE", ("evaluate.>",)),
     StreamSpec("GYRE_MONITOR", ("monitor.>",)),
-    StreamSpec("GYRE_DLQ", ("dlq.>",), max_age_s=90 * DAY),
+    StreamSpec("GYRE_DLQ", ("dlq.>",), retention="retention_dlq_days"),  # copies of failed messages
 )
+
+
+def stream_max_age_s(spec: StreamSpec, settings: Settings) -> float:
+    """How long ``spec``'s stream keeps events, from its retention setting; 0 means no age limit."""
+    days = float(getattr(settings, spec.retention))
+    return days * DAY
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4),
