@@ -138,17 +138,15 @@ Milliseconds = Annotated[float, msgspec.Meta(ge=0.0)]
 # A rating: -1 or 1 (thumbs), or 1..5 (stars).
 Rating = Annotated[int, msgspec.Meta(ge=-1, le=5)]
 
+METADATA_LIMITS = (
+    f"at most {METADATA_MAX_KEYS} keys (of 1 to {METADATA_KEY_MAX_CHARS} characters), {METADATA_MAX_BYTES} bytes "
+    f"as JSON, {METADATA_MAX_DEPTH} levels deep, strings of at most {METADATA_STRING_MAX_CHARS} characters"
+)
 MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=METADATA_KEY_MAX_CHARS)]
 # Free JSON: the shape is checked here, the depth, size and string lengths by ``check_metadata``.
 Metadata = Annotated[
     dict[MetadataKey, Any],
-    msgspec.Meta(
-        max_length=METADATA_MAX_KEYS,
-        description=(
-            f"Free JSON: at most {METADATA_MAX_KEYS} keys, {METADATA_MAX_BYTES} bytes as JSON, "
-            f"{METADATA_MAX_DEPTH} levels deep, strings of at most {METADATA_STRING_MAX_CHARS} characters."
-        ),
-    ),
+    msgspec.Meta(max_length=METADATA_MAX_KEYS, description=f"Free JSON: {METADATA_LIMITS}."),
 ]
 
 

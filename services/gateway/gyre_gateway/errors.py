@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,22 @@ ERROR_TYPES: dict[int, str] = {
     403: "permission_error",
     429: "rate_limit_error",
 }
+
+
+# Network addresses in text from behind the gateway (a backend's base URL, a host and port, an IP):
+# a client of a 5xx learns nothing it can act on from them, an attacker learns the inside of the network.
+INTERNAL_ADDRESS = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]"  # a URL (not the punctuation after it)
+    r"|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"  # a bracketed IPv6 address
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b"  # an IPv4 address
+    r"|\b(?=[A-Za-z0-9.-]*[A-Za-z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*:\d{2,5}\b"  # host:port
+)
+ADDRESS_PLACEHOLDER = "<internal address>"
+
+
+def without_internal_addresses(text: str) -> str:
+    """``text`` with every URL, IP address and host:port replaced by a placeholder."""
+    return INTERNAL_ADDRESS.sub(ADDRESS_PLACEHOLDER, text)
 
 
 def error_type_for(status_code: int) -> str:
@@ -50,7 +67,9 @@ class ApiError(Exception):
         self.headers = headers
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.error_type, param=self.param, code=self.code)
+        # A 5xx often carries text from a service or backend behind the gateway: its addresses stay inside.
+        message = without_internal_addresses(self.message) if self.status_code >= 500 else self.message
+        return error_body(message, self.error_type, param=self.param, code=self.code)
 
 
 class HttpApiError(StarletteHTTPException):
@@ -75,7 +94,7 @@ UNION_MEMBER_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none"})
 
 
 def is_union_member_tag(part: str) -> bool:
-    return part in UNION_MEMBER_TAGS or "[" in part or part.startswith("function-")
+    return part in UNION_MEMBER_TAGS or "[" in part or part.startswith(("function-", "constrained-"))
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -117,6 +136,14 @@ def validation_error(errors: Sequence[Any]) -> ApiError:
     return ApiError(400, message, code="invalid_value", param=param)
 
 
+def too_deeply_nested(param: str | None = None) -> ApiError:
+    """The 400 for JSON nested deeper than a decoder can follow (thousands of levels: no API needs that)."""
+    where = f"{param} is" if param else "the request body is"
+    return ApiError(
+        400, f"{where} JSON nested too deeply to read; send flatter JSON", code="invalid_json", param=param
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error, including FastAPI's own, through the OpenAI error format."""
 
@@ -134,11 +161,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(exc.error)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         code = None
+        if isinstance(exc.__cause__, RecursionError):
+            # FastAPI's own JSON body parsing ran out of stack: say why, as for any JSON the gateway reads.
+            return error_response(too_deeply_nested())
         if exc.status_code == 404 and detail == "Not Found":
             detail, code = f"no route {request.method} {request.url.path}; see /docs for the API", "not_found"
         elif exc.status_code == 405:
             detail, code = f"method {request.method} is not allowed on {request.url.path}", "method_not_allowed"
         return error_response(ApiError(exc.status_code, detail, code=code, headers=getattr(exc, "headers", None)))
+
+    async def on_too_deep(request: Request, exc: Exception) -> JSONResponse:
+        # Every JSON decoder (json, msgspec, pydantic) recurses per level of nesting: none is an internal error.
+        return error_response(too_deeply_nested())
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
@@ -147,4 +181,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RecursionError, on_too_deep)
     app.add_exception_handler(Exception, on_unexpected)

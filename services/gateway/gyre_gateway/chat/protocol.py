@@ -6,10 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MAX_STOP_SEQUENCES = 4
-MAX_TOP_K = 1000
-# A seed travels as a signed 64-bit integer (msgspec, the backends); OpenAI's own bound.
-SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+from gyre_contracts.limits import (
+    SAMPLING_TOP_K_MAX,
+    STOP_SEQUENCE_MAX_CHARS,
+    STOP_SEQUENCES_MAX,
+    TOP_K_MAX,
+)
+from gyre_contracts.limits import SEED_MAX as SEED_MAX
+from gyre_contracts.limits import SEED_MIN as SEED_MIN
+
+MAX_STOP_SEQUENCES = STOP_SEQUENCES_MAX
+MAX_TOP_K = SAMPLING_TOP_K_MAX
 PROMPT_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 PROMPT_LABEL_HEADER = "X-Gyre-Prompt-Label"
 
@@ -62,7 +69,9 @@ class ChatCompletionRequest(BaseModel):
         default=None, ge=0, le=MAX_TOP_K, description="Sampling: keep the k likeliest tokens; 0 keeps them all."
     )
     retrieval: bool = Field(default=True, description="Ground the answer in this tenant's documents, with citations.")
-    retrieval_top_k: int | None = Field(default=None, ge=1, le=50, description="Chunks retrieved for the answer.")
+    retrieval_top_k: int | None = Field(
+        default=None, ge=1, le=TOP_K_MAX, description="Chunks retrieved for the answer."
+    )
     prompt_label: str | None = Field(
         default=None,
         pattern=PROMPT_LABEL_PATTERN,
@@ -86,6 +95,9 @@ class ChatCompletionRequest(BaseModel):
                 raise ValueError("stop sequences must not be empty")
         elif value == "":
             raise ValueError("stop sequence must not be empty")
+        sequences = value if isinstance(value, list) else [value] if value else []
+        if any(len(s) > STOP_SEQUENCE_MAX_CHARS for s in sequences):
+            raise ValueError(f"a stop sequence may have at most {STOP_SEQUENCE_MAX_CHARS} characters")
         return value
 
 

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from gyre_contracts.limits import (
+    CONTENT_TYPE_MAX_LENGTH,
+    METADATA_LIMITS,
+    TITLE_MAX_LENGTH,
+    metadata_problem,
+)
+
+# What a document id may be, in the JSON body and after ``id_prefix`` + file name in an upload: the
+# contracts' DocumentId, so an id accepted here is one every service decodes.
+from gyre_contracts.limits import DOCUMENT_ID_MAX_LENGTH as DOCUMENT_ID_MAX_LENGTH
+from gyre_contracts.limits import DOCUMENT_ID_PATTERN as DOCUMENT_ID_PATTERN
 
 DocumentStatus = Literal["pending", "indexed", "rejected", "deleted"]
 
-# What a document id may be, in the JSON body and after ``id_prefix`` + file name in an upload.
-DOCUMENT_ID_MAX_LENGTH = 256
-DOCUMENT_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+def checked_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` if it fits the contracts' limits (keys, size, depth, string lengths); else a 400 naming it."""
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValueError(problem)
+    return metadata
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(checked_metadata)]
 
 # The sender of bytes whose format it does not know; the ingest service sniffs such content.
 UNKNOWN_CONTENT_TYPE = "application/octet-stream"
@@ -20,7 +39,8 @@ UNKNOWN_CONTENT_TYPE = "application/octet-stream"
 class DocumentCreate(BaseModel):
     """A document to ingest: ``text``, or ``content`` (base64) with its ``content_type``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Python's re: the contracts' patterns use a lookahead the default (Rust) engine lacks.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     id: str | None = Field(
         default=None,
@@ -33,15 +53,20 @@ class DocumentCreate(BaseModel):
     content: str | None = Field(default=None, description="The document's bytes, base64 (exclusive with `text`).")
     content_type: str = Field(
         default="text/plain",
-        max_length=255,
+        max_length=CONTENT_TYPE_MAX_LENGTH,
         description=(
             "The media type of `text` or `content`, e.g. `text/markdown`, `text/html`, `application/pdf` "
             f"(`{UNKNOWN_CONTENT_TYPE}` lets ingest sniff it). The ingest service decides what it can read: "
             "a format it cannot is rejected with a reason (see `GET /v1/documents/{id}`), not refused here."
         ),
     )
-    title: str = Field(default="", max_length=1000)
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON, usable as a search filter.")
+    title: str = Field(default="", max_length=TITLE_MAX_LENGTH)
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description=(
+            f"Free JSON, usable as a search filter; copied into every chunk, so kept small: {METADATA_LIMITS}."
+        ),
+    )
 
 
 class DocumentReceipt(BaseModel):

@@ -17,6 +17,7 @@ import nats.errors
 from starlette.datastructures import UploadFile
 
 from gyre_contracts import DocumentDeletionRequested, DocumentSubmitted, encode_body, new_id, utc_now
+from gyre_contracts.limits import metadata_problem
 from gyre_gateway.body_limit import BYTES_PER_DOCUMENT_CHAR
 from gyre_gateway.documents.protocol import (
     DOCUMENT_ID_MAX_LENGTH,
@@ -28,7 +29,7 @@ from gyre_gateway.documents.protocol import (
     Reason,
     UploadReceipt,
 )
-from gyre_gateway.errors import ApiError
+from gyre_gateway.errors import ApiError, too_deeply_nested
 from gyre_gateway.upstream import connected, publish
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service
@@ -236,11 +237,22 @@ def parse_upload_metadata(raw: str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"metadata is not valid JSON: {exc}", code="invalid_json", param="metadata") from exc
+    except RecursionError as exc:
+        raise too_deeply_nested("metadata") from exc
     if not isinstance(value, dict):
         raise ApiError(
             400, 'metadata must be a JSON object, e.g. {"team": "docs"}', code="invalid_value", param="metadata"
         )
-    return value
+    return upload_metadata(None, value)
+
+
+def upload_metadata(filename: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A file's metadata (``filename`` added), or the 400 naming the limit it breaks (gyre_contracts.limits)."""
+    merged = metadata if filename is None else {"filename": filename, **metadata}
+    problem = metadata_problem(merged)
+    if problem is not None:
+        raise ApiError(400, f"metadata {problem}", code="invalid_value", param="metadata")
+    return merged
 
 
 def upload_document_id(filename: str, id_prefix: str | None, override: str | None) -> str:
@@ -308,7 +320,7 @@ def upload_submissions(
                 content=base64.b64encode(upload.data).decode("ascii"),
                 content_type=upload_content_type(upload.content_type, upload.filename),
                 title=PurePosixPath(upload.filename).stem,
-                metadata={"filename": upload.filename, **metadata},
+                metadata=upload_metadata(upload.filename, metadata),
                 source="upload",
                 submission_id=new_id(),
                 submitted_at=submitted_at,

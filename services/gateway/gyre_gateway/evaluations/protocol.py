@@ -9,14 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre_contracts.evaluate import METRICS
+from gyre_contracts.limits import NAME_MAX_LENGTH, SAMPLING_TOP_K_MAX, TOP_K_MAX
+from gyre_contracts.limits import SEED_MAX as SEED_MAX
+from gyre_contracts.limits import SEED_MIN as SEED_MIN
 
 SET_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # Empty (the default) or a label as ``gyre prompts label`` accepts it.
 PROMPT_LABEL_PATTERN = r"^[A-Za-z0-9_-]{0,64}$"
 EVALUATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 OPTIONAL_EVALUATION_ID_PATTERN = r"^[A-Za-z0-9_-]{0,128}$"
-# A seed travels as a signed 64-bit integer (msgspec, the backends).
-SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
 # The run metrics a gate's floors may name (the service cannot run a gate that names an unknown one).
 EVALUATION_METRICS = tuple(METRICS)
@@ -29,7 +30,7 @@ class RetrievalSettings(BaseModel):
 
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     top_k: int | None = Field(
-        default=None, ge=0, le=50,
+        default=None, ge=0, le=TOP_K_MAX,
         description="Chunks retrieved per question (0 turns retrieval off); absent: GYRE_RETRIEVAL_TOP_K.",
     )
 
@@ -42,7 +43,7 @@ class SamplingSettings(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, description="At most GYRE_MAX_TOKENS_LIMIT.")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic).")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    top_k: int = Field(default=50, ge=0, le=1000)
+    top_k: int = Field(default=50, ge=0, le=SAMPLING_TOP_K_MAX)
     seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX, strict=True)
 
 
@@ -58,7 +59,9 @@ class EvaluationCreate(BaseModel):
         pattern=PROMPT_LABEL_PATTERN,
         description="Prompt template label (`production`, `candidate`, ...); empty: production.",
     )
-    model: str = Field(default="", max_length=256, description="Generation model id or version from /v1/models.")
+    model: str = Field(
+        default="", max_length=NAME_MAX_LENGTH, description="Generation model id or version from /v1/models."
+    )
     retrieval: RetrievalSettings | None = None
     sampling: SamplingSettings | None = None
     baseline: str = Field(

@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FilterValue = str | int | float | bool | list[str | int | float | bool]
+from gyre_contracts.limits import (
+    METADATA_KEY_MAX_CHARS,
+    METADATA_MAX_KEYS,
+    METADATA_STRING_MAX_CHARS,
+    TOP_K_MAX,
+    metadata_problem,
+)
+
+# The same limits as the metadata a filter matches (gyre_contracts.limits): a longer value matches nothing.
+FilterScalar = Annotated[str, Field(max_length=METADATA_STRING_MAX_CHARS)] | int | float | bool
+FilterValue = FilterScalar | Annotated[list[FilterScalar], Field(max_length=METADATA_MAX_KEYS)]
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=10_000)
-    top_k: int = Field(default=5, ge=1, le=50)
-    filter: dict[str, FilterValue] = Field(
+    top_k: int = Field(default=5, ge=1, le=TOP_K_MAX)
+    filter: dict[Annotated[str, Field(min_length=1, max_length=METADATA_KEY_MAX_CHARS)], FilterValue] = Field(
         default_factory=dict,
+        max_length=METADATA_MAX_KEYS,
         description="Metadata key -> value every hit must have (exact match; a list matches any of its values).",
     )
     mode: Literal["dense", "sparse", "hybrid"] = Field(
         default="hybrid",
         description="dense: embedding similarity; sparse: BM25 keywords; hybrid: both, fused by reciprocal rank.",
     )
+
+    @field_validator("filter")
+    @classmethod
+    def _check_filter_size(cls, value: dict[str, FilterValue]) -> dict[str, FilterValue]:
+        problem = metadata_problem(value)  # the retrieve request carries it under the metadata limits
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class SearchHit(BaseModel):
