@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from gyre_cli import eval_command, ingest_command, keys_command, prompts_command, reindex_command, tenants_command
+from gyre_cli import (
+    dlq_command,
+    eval_command,
+    ingest_command,
+    keys_command,
+    prompts_command,
+    reindex_command,
+    tenants_command,
+)
 from gyre_cli.client import GatewayClient, find_documents
 from gyre_cli.stack import LocalStack, StackError, ensure_api_key
 from gyre_runtime.config import DEFAULT_PORTS, load_settings, settings_table
@@ -96,34 +102,6 @@ Ctrl-C stops everything.""", flush=True)
         print("stopped", flush=True)
 
 
-async def _dlq_list(limit: int) -> None:
-    from gyre_contracts import DeadLetter, decode_event
-    from gyre_runtime.bus.connection import connect
-
-    settings = load_settings()
-    bus = await connect(settings, name="gyre-cli", patient=False)
-    try:
-        stream = bus.stream_name("GYRE_DLQ")
-        info = await bus.js.stream_info(stream)
-        first = max(info.state.first_seq, info.state.last_seq - limit + 1)
-        for seq in range(first, info.state.last_seq + 1):
-            try:
-                raw = await bus.js.get_msg(stream, seq)
-            except Exception:  # a purged sequence
-                continue
-            letter = decode_event(raw.data or b"", DeadLetter)
-            payload = base64.b64decode(letter.payload)[:80]
-            print(f"#{seq} {letter.dead_at:%Y-%m-%d %H:%M:%S} {letter.service} {letter.original_subject} "
-                  f"attempts={letter.attempts} error={letter.error!r} payload={payload!r}")
-    finally:
-        await bus.close()
-
-
-def cmd_dlq(args: argparse.Namespace) -> int:
-    asyncio.run(_dlq_list(args.limit))
-    return 0
-
-
 def cmd_settings(args: argparse.Namespace) -> int:
     print("| variable | default | meaning |\n| --- | --- | --- |")
     for name, default, description in settings_table():
@@ -145,9 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ingest_command.add_ingest_arguments(ingest)
     ingest.set_defaults(func=ingest_command.run_ingest_command)
-    dlq = sub.add_parser("dlq", help="list the latest dead letters")
-    dlq.add_argument("--limit", type=int, default=20)
-    dlq.set_defaults(func=cmd_dlq)
+    dlq_command.add_parser(sub)
     tenants_command.add_parser(sub)
     keys_command.add_parser(sub)
     reindex_command.add_parser(sub)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from gyre_feedback.handlers import FeedbackHandler
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
+from gyre_runtime.state.tenants import PiiPolicy, TenantPolicies, TenantPolicy
 
 
 def create_app(settings: Settings) -> Any:
@@ -16,7 +17,9 @@ def create_app(settings: Settings) -> Any:
     @service.on_start
     async def wire(svc: Service) -> None:
         generations = GenerationStore(await svc.bus.kv("gyre_generations"))
-        svc.consume("feedback", FeedbackHandler(generations, svc.publisher))
+        default = TenantPolicy(pii=cast(PiiPolicy, settings.pii_policy))
+        policies = TenantPolicies(await svc.bus.kv("gyre_tenants"), default)
+        svc.consume("feedback", FeedbackHandler(generations, svc.publisher, policies))
 
     return service.asgi()
 

@@ -22,6 +22,7 @@ from gyre_contracts import DeadLetter, EnvelopeError, Event, decode_event
 from gyre_contracts.limits import is_tenant_id
 from gyre_contracts.monitor import fit_dead_letter
 from gyre_runtime.bus.connection import Bus, ensure_consumer
+from gyre_runtime.bus.dead_letters import redact_dead_letter
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import ConsumerSpec
 from gyre_runtime.logging import get_logger
@@ -196,6 +197,8 @@ class ConsumerWorker:
             attempts=attempts,
             payload_bytes=len(msg.data),
         )
+        # Personal data in a failed message would otherwise stay on the bus as long as the DLQ keeps it.
+        letter = redact_dead_letter(letter, self.bus.settings.dead_letter_redaction)
         # A message near the bus's max payload grows by a third in base64: shrink the letter rather than lose it.
         letter = fit_dead_letter(letter, self.bus.nc.max_payload - DEAD_LETTER_HEADERS_ALLOWANCE)
         if letter.payload_truncated:

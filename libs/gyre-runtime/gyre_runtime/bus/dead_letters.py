@@ -1,0 +1,64 @@
+"""What a dead letter keeps of the message that failed: all of it, its text without personal data, or nothing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+import msgspec
+
+from gyre_contracts import DeadLetter
+from gyre_runtime.guardrails.pii import apply_pii_policy
+
+Redaction = Literal["none", "pii", "drop"]
+
+# Added to a redacted letter's copy of the original headers: says what was taken out.
+REDACTED_HEADER = "gyre-redacted"
+# JSON fields holding a document's raw bytes (base64): personal data in them cannot be found, so a
+# redacted letter keeps none of them.
+RAW_BYTES_FIELDS = frozenset({"content"})
+
+
+def redact_text(text: str) -> str:
+    return apply_pii_policy(text, "redact").text
+
+
+def _redact_value(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, str):
+        return "" if key in RAW_BYTES_FIELDS else redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def redact_payload(data: bytes, redaction: Redaction) -> bytes:
+    """``none``: unchanged; ``drop``: empty; ``pii``: every string of a JSON body (or the text of any
+    other body) with personal data replaced by placeholders, raw document bytes removed."""
+    if redaction == "none":
+        return data
+    if redaction == "drop":
+        return b""
+    try:
+        value = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return redact_text(data.decode("utf-8", "replace")).encode("utf-8")
+    return msgspec.json.encode(_redact_value(value))
+
+
+def redact_dead_letter(letter: DeadLetter, redaction: Redaction) -> DeadLetter:
+    """The letter with its payload redacted (and its error text, which may quote the payload)."""
+    if redaction == "none" or letter.headers.get(REDACTED_HEADER) in (redaction, "drop"):
+        return letter
+    try:
+        payload = base64.b64decode(letter.payload, validate=True)
+    except (binascii.Error, ValueError):
+        payload = letter.payload.encode("utf-8")
+    return msgspec.structs.replace(
+        letter,
+        payload=base64.b64encode(redact_payload(payload, redaction)).decode("ascii"),
+        error=redact_text(letter.error),
+        headers={**letter.headers, REDACTED_HEADER: redaction},
+    )
