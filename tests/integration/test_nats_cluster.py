@@ -15,10 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from support.nats_cluster import NatsCluster
 
-from gyre_contracts import DocumentSubmitted, utc_now
+from gyre_contracts import DocumentSubmitted, decode_event, utc_now
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
 from gyre_runtime.bus.publisher import Publisher
-from gyre_runtime.bus.stored import stored_events
 from gyre_runtime.config import load_settings
 
 EVENTS = 200
@@ -52,6 +51,20 @@ async def publish_until_stored(publisher: Publisher, index: int) -> None:
     raise AssertionError(f"event {index} was never acknowledged")
 
 
+async def stored_document_ids(bus: Bus) -> list[str]:
+    """The document id of every message GYRE_INGEST holds (an ordered consumer reads exactly that many)."""
+    total = (await bus.js.stream_info("GYRE_INGEST")).state.messages
+    sub = await bus.js.subscribe("gyre.ingest.>", ordered_consumer=True)
+    try:
+        ids = []
+        for _ in range(total):
+            msg = await sub.next_msg(timeout=30)
+            ids.append(decode_event(msg.data, DocumentSubmitted, dict(msg.headers or {})).document_id)
+        return ids
+    finally:
+        await sub.unsubscribe()
+
+
 @pytest.mark.timeout(180)
 async def test_killing_the_stream_leader_loses_and_doubles_no_acknowledged_event(cluster: NatsCluster) -> None:
     settings = load_settings({}, nats_url=",".join(cluster.urls), stream_replicas=3)
@@ -73,7 +86,7 @@ async def test_killing_the_stream_leader_loses_and_doubles_no_acknowledged_event
         await asyncio.to_thread(cluster.start_node, leader)
         await asyncio.to_thread(cluster.wait_current, leader, 60.0)
 
-        ids = [event.document_id async for event in stored_events(bus, "GYRE_INGEST", DocumentSubmitted)]
+        ids = await stored_document_ids(bus)
         assert sorted(ids) == sorted(f"doc-{i}" for i in range(EVENTS))
     finally:
         await bus.close()

@@ -20,7 +20,6 @@ def test_services_connect_to_every_node_of_an_external_cluster_with_three_replic
 
     assert env["GYRE_NATS_URL"] == ",".join(CLUSTER)
     assert env["GYRE_STREAM_REPLICAS"] == "3"
-    assert stack.nats_url == ",".join(CLUSTER)
 
 
 def test_a_stack_with_its_own_server_leaves_the_replica_count_to_the_settings(
