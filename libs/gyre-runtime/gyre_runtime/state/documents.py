@@ -78,9 +78,9 @@ class DocumentRecord(msgspec.Struct, kw_only=True):
 _decoder = msgspec.json.Decoder(DocumentRecord)
 
 
-def _decode(data: bytes) -> DocumentRecord:
+def decode_record(data: bytes) -> DocumentRecord:
+    """A stored record; those written before versions were numbered when sent get their counters."""
     record = _decoder.decode(data)
-    # Records written before versions were numbered at send time: their counters follow from the rest.
     record.submissions = max(record.submissions, record.version)
     if record.status == "deleted" and not record.deleted_up_to_version:
         record.deleted_up_to_version = record.submissions
@@ -105,7 +105,9 @@ def with_new_version(
     )
 
 
-def with_tombstone(current: DocumentRecord, *, up_to_version: int | None = None, ingest_watermark: int = 0) -> DocumentRecord:
+def with_tombstone(
+    current: DocumentRecord, *, up_to_version: int | None = None, ingest_watermark: int = 0
+) -> DocumentRecord:
     """The record once a deletion is sent: versions up to ``up_to_version`` (default: every one sent) deleted.
 
     A deletion that names an older version than the last one sent (another system's late event)
@@ -217,7 +219,7 @@ class DocumentRegistry:
             return None
         if not entry.value:
             return None
-        return _decode(entry.value)
+        return decode_record(entry.value)
 
     async def update(
         self,
@@ -230,7 +232,7 @@ class DocumentRegistry:
         for _ in range(50):
             try:
                 entry = await self.kv.get(key)
-                current = _decode(entry.value) if entry.value else None
+                current = decode_record(entry.value) if entry.value else None
                 revision = entry.revision
             except KeyNotFoundError:
                 current, revision = None, None
