@@ -6,6 +6,7 @@ import contextlib
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from gyre_cli.stack import NATS_MAX_PAYLOAD
-from tests.support.nats_server import NatsServerError, find_nats_server, free_port
+from tests.support.nats_server import NatsServerError, find_nats_server
 
 HOST = "127.0.0.1"
 
@@ -89,6 +90,15 @@ def node_config(node: ClusterNode, peers: list[ClusterNode], *, cluster_name: st
     return "\n".join(lines) + "\n"
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports the OS says are free right now (all bound at once, then released)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def get_json(url: str, timeout_s: float = 2.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout_s) as response:
         return json.loads(response.read())
@@ -127,10 +137,7 @@ class NatsCluster:
         self.include = include
         self.binary = binary or find_nats_server()
         self.start_timeout_s = start_timeout_s
-        self.nodes = [
-            ClusterNode(f"n{i + 1}", free_port(HOST), free_port(HOST), free_port(HOST), self.root / f"n{i + 1}")
-            for i in range(size)
-        ]
+        self.nodes = [ClusterNode(f"n{i + 1}", 0, 0, 0, self.root / f"n{i + 1}") for i in range(size)]
 
     @property
     def urls(self) -> list[str]:
@@ -148,17 +155,30 @@ class NatsCluster:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> NatsCluster:
-        for node in self.nodes:
-            node.root.mkdir(parents=True, exist_ok=True)
-            node.config_path.write_text(
-                node_config(node, self.nodes, cluster_name=self.cluster_name, include=self.include)
-            )
-        for node in self.nodes:
-            self._spawn(node)
-        for node in self.nodes:
-            self._wait_healthy(node, self.start_timeout_s)
-        self.wait_meta_leader(self.start_timeout_s)
-        return self
+        """Start every node on new free ports; a port taken before a node bound it means a fresh try."""
+        for attempt in range(3):
+            ports = iter(free_ports(3 * len(self.nodes)))
+            for node in self.nodes:
+                node.port, node.monitor_port, node.cluster_port = next(ports), next(ports), next(ports)
+                node.root.mkdir(parents=True, exist_ok=True)
+                node.config_path.write_text(
+                    node_config(node, self.nodes, cluster_name=self.cluster_name, include=self.include)
+                )
+            for node in self.nodes:
+                self._spawn(node)
+            try:
+                for node in self.nodes:
+                    self._wait_healthy(node, self.start_timeout_s)
+            except NatsClusterError as exc:
+                self._stop_nodes()
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                for node in self.nodes:  # a fresh start: no half-formed cluster state
+                    shutil.rmtree(node.store_dir, ignore_errors=True)
+                continue
+            self.wait_meta_leader(self.start_timeout_s)
+            return self
+        raise AssertionError("unreachable")
 
     def _spawn(self, node: ClusterNode) -> None:
         with node.log_path.open("ab") as log:
@@ -212,6 +232,11 @@ class NatsCluster:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM every node (SIGKILL what does not stop); removes the store if the cluster made it."""
+        self._stop_nodes(timeout_s)
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _stop_nodes(self, timeout_s: float = 20.0) -> None:
         for node in self.nodes:
             if node.running and node.process is not None:
                 node.process.send_signal(signal.SIGTERM)
@@ -223,8 +248,6 @@ class NatsCluster:
             except subprocess.TimeoutExpired:
                 node.process.kill()
                 node.process.wait()
-        if self._owns_root:
-            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> NatsCluster:
         try:
