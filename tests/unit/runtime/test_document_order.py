@@ -139,3 +139,11 @@ def test_a_letter_says_it_was_redacted_and_its_error_text_is_redacted_too() -> N
     assert b"jane" not in base64.b64decode(redacted.payload)
     assert redact_dead_letter(redacted, "pii") is redacted  # done once
     assert redact_dead_letter(letter, "none") is letter
+
+
+def test_a_letter_with_nothing_personal_stays_byte_for_byte_replayable() -> None:
+    body = b'{ "type": "gyre.ingest.submitted.v1",  "text": "plain words" }'
+    assert redact_payload(body, "pii") is body and redact_payload(b"\xff\xfe", "pii") == b"\xff\xfe"
+    letter = DeadLetter(tenant="t", service="ingest", original_subject="gyre.ingest.submitted",
+                        payload=base64.b64encode(body).decode(), error="bad", attempts=1)
+    assert redact_dead_letter(letter, "pii") is letter

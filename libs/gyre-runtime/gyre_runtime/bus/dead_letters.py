@@ -36,7 +36,10 @@ def _redact_value(value: Any, key: str | None = None) -> Any:
 
 def redact_payload(data: bytes, redaction: Redaction) -> bytes:
     """``none``: unchanged; ``drop``: empty; ``pii``: every string of a JSON body (or the text of any
-    other body) with personal data replaced by placeholders, raw document bytes removed."""
+    other body) with personal data replaced by placeholders, raw document bytes removed.
+
+    A body with nothing to take out is kept byte for byte, so its letter can still be replayed.
+    """
     if redaction == "none":
         return data
     if redaction == "drop":
@@ -44,8 +47,11 @@ def redact_payload(data: bytes, redaction: Redaction) -> bytes:
     try:
         value = msgspec.json.decode(data)
     except msgspec.DecodeError:
-        return redact_text(data.decode("utf-8", "replace")).encode("utf-8")
-    return msgspec.json.encode(_redact_value(value))
+        text = data.decode("utf-8", "replace")
+        redacted_text = redact_text(text)
+        return data if redacted_text == text else redacted_text.encode("utf-8")
+    redacted = _redact_value(value)
+    return data if redacted == value else msgspec.json.encode(redacted)
 
 
 def redact_dead_letter(letter: DeadLetter, redaction: Redaction) -> DeadLetter:
@@ -56,9 +62,12 @@ def redact_dead_letter(letter: DeadLetter, redaction: Redaction) -> DeadLetter:
         payload = base64.b64decode(letter.payload, validate=True)
     except (binascii.Error, ValueError):
         payload = letter.payload.encode("utf-8")
+    redacted, error = redact_payload(payload, redaction), redact_text(letter.error)
+    if redacted == payload and error == letter.error:
+        return letter  # nothing personal in it: the letter stays as it was, replayable
     return msgspec.structs.replace(
         letter,
-        payload=base64.b64encode(redact_payload(payload, redaction)).decode("ascii"),
-        error=redact_text(letter.error),
+        payload=base64.b64encode(redacted).decode("ascii"),
+        error=error,
         headers={**letter.headers, REDACTED_HEADER: redaction},
     )
