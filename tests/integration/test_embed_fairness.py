@@ -13,24 +13,32 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 import uvicorn
+from support.nats_server import NatsServer
 
 from gyre_cli.stack import NATS_MAX_PAYLOAD
-from gyre_contracts import EmbedRequest, EmbedResult, Event, RetrieveRequest, RetrieveResult, cloudevent_headers
-from gyre_contracts import decode_event, encode_body
+from gyre_contracts import (
+    EmbedRequest,
+    EmbedResult,
+    Event,
+    RetrieveRequest,
+    RetrieveResult,
+    cloudevent_headers,
+    decode_event,
+    encode_body,
+)
 from gyre_embed.app import create_app as create_embed
 from gyre_embed.batching import EmbeddingScheduler
 from gyre_gateway.app import create_app as create_gateway
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.service import Service
-from support.nats_server import NatsServer
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_A, KEY_B = "fair-key-tenant-a", "fair-key-tenant-b"
@@ -93,24 +101,27 @@ async def gateway(settings: Settings) -> AsyncIterator[str]:
 
 
 async def ask(bus: Bus, event: Event, reply_type: type[E]) -> E:
+    return await (await send(bus, event, reply_type))
+
+
+async def send(bus: Bus, event: Event, reply_type: type[E]) -> Coroutine[Any, Any, E]:
+    """Publish a request now (so what is sent after it arrives after it); await the result for its reply."""
+    inbox = bus.nc.new_inbox()
+    replies = await bus.nc.subscribe(inbox, max_msgs=1)
     headers = cloudevent_headers(event, source="gyre/test")
-    msg = await bus.nc.request(bus.subject(event.subject), encode_body(event), timeout=WAIT_S, headers=headers)
-    return decode_event(msg.data, reply_type, dict(msg.headers or {}))
+    await bus.nc.publish(bus.subject(event.subject), encode_body(event), reply=inbox, headers=headers)
+
+    async def reply() -> E:
+        msg = await replies.next_msg(timeout=WAIT_S)
+        return decode_event(msg.data, reply_type, dict(msg.headers or {}))
+
+    return reply()
 
 
 async def calls_finished_while(scheduler: EmbeddingScheduler, request: Awaitable[E]) -> tuple[E, int]:
     before = scheduler.stats.calls
     reply = await request
     return reply, scheduler.stats.calls - before
-
-
-async def until_waiting(scheduler: EmbeddingScheduler, tenant: str) -> None:
-    """Until the tenant's texts wait in the scheduler (no event says so: its queue is looked at)."""
-    async def check() -> None:
-        while scheduler.waiting(tenant) == 0:
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(check(), WAIT_S)
 
 
 def texts(tenant: str, count: int) -> tuple[str, ...]:
@@ -122,11 +133,14 @@ async def test_another_tenants_searches_and_embeddings_take_turns_with_a_tenants
 ) -> None:
     settings = fairness_settings(nats_server, tmp_path)  # default bound: 1,024 texts waiting per tenant
     async with embed_service(settings) as scheduler:
-        flood = asyncio.create_task(ask(bus, EmbedRequest(tenant="tenant-a", texts=texts("A", 1024)), EmbedResult))
-        await until_waiting(scheduler, "tenant-a")
-
+        flood = asyncio.create_task(
+            await send(bus, EmbedRequest(tenant="tenant-a", texts=texts("A", 1024)), EmbedResult)
+        )
+        # Sent after the flood on the same connection, so it finds the flood's texts waiting: refused at once.
+        # Its answer is also the sign that the flood is in the scheduler's queue.
         over_bound = await ask(bus, EmbedRequest(tenant="tenant-a", texts=texts("A", 256)), EmbedResult)
         assert over_bound.retry_after_s >= 1 and "queue of tenant 'tenant-a' is full" in over_bound.error
+        assert scheduler.waiting("tenant-a") > 0
 
         async def searches() -> list[int]:
             waits = []
