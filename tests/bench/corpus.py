@@ -234,7 +234,7 @@ def rejection_reasons_visible(stack: LocalStack, rejected: Sequence[str]) -> int
 
 
 def embed_stats(stack: LocalStack) -> dict[str, Any]:
-    response = httpx.get(f"{stack.url_of('embed')}/stats", timeout=30)
+    response = httpx.get(f"{stack.url_of('embed')}/stats", headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     response.raise_for_status()
     stats: dict[str, Any] = response.json()
     return stats

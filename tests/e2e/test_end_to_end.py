@@ -86,11 +86,12 @@ async def test_feedback_is_recorded_and_counted_by_the_monitor(
     response = client_a.post("/v1/feedback", json={"request_id": answer["id"], "rating": 1, "comment": "useful"})
     assert response.status_code == 202, response.text
     await events.wait_for("gyre.feedback.recorded", answer["id"])
-    stats = httpx.get(f"{stack.url_of('monitor')}/stats").json()
+    operator = {"Authorization": f"Bearer {KEY_A}"}  # the stack's GYRE_API_KEYS are operator keys of every service
+    stats = httpx.get(f"{stack.url_of('monitor')}/stats", headers=operator).json()
     assert stats["events"]["gyre.feedback.recorded.v1"] >= 1
     assert stats["events"]["gyre.index.updated.v1"] >= 1
     assert stats["latency"]["time_to_first_token"]["count"] >= 1
-    metrics = httpx.get(f"{stack.url_of('monitor')}/metrics").text
+    metrics = httpx.get(f"{stack.url_of('monitor')}/metrics", headers=operator).text
     assert 'gyre_events_total{type="gyre.feedback.recorded.v1"}' in metrics
 
 

@@ -54,7 +54,8 @@ def document_text(seed: str, i: int) -> str:
 
 
 def embed_stats(stack: LocalStack) -> dict[str, object]:
-    response = httpx.get(f"{stack.url_of('embed')}/stats", timeout=10)
+    # /stats is for operators: the stack's GYRE_API_KEYS are operator keys of every service
+    response = httpx.get(f"{stack.url_of('embed')}/stats", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=10)
     assert response.status_code == 200, response.text
     stats: dict[str, object] = response.json()
     return stats
