@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import nats.errors
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -71,6 +72,8 @@ class Service:
         self.state: dict[str, Any] = {}
         self.ready = False
         self.startup_error: str | None = None
+        # Why the start is being retried (the bus did not answer), shown by /readyz meanwhile.
+        self.waiting_for_bus: str | None = None
         self._bus: Bus | None = None
         self._publisher: Publisher | None = None
 
@@ -131,11 +134,26 @@ class Service:
         log.info("service_stopped")
 
     async def _start_in_background(self) -> None:
-        try:
-            await self.start()
-        except Exception as exc:
-            self.startup_error = f"{type(exc).__name__}: {exc}"
-            log.exception("service_start_failed", error=self.startup_error)
+        """Start; while the bus does not answer (JetStream electing leaders on a busy cluster, a node
+        restarting), undo the partial start and try again with back-off, for as long as it takes.
+        Any other failure (a missing model, a bad setting) is final and shows in /healthz."""
+        delay = 0.5
+        while True:
+            try:
+                await self.start()
+                self.waiting_for_bus = None
+                return
+            except nats.errors.Error as exc:
+                self.waiting_for_bus = f"{type(exc).__name__}: {exc}"
+                log.warning("service_start_retry", error=self.waiting_for_bus, retry_in_s=delay)
+                await self.stop()
+                self.workers.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception as exc:
+                self.startup_error = f"{type(exc).__name__}: {exc}"
+                log.exception("service_start_failed", error=self.startup_error)
+                return
 
     def asgi(self) -> Starlette:
         @contextlib.asynccontextmanager
@@ -160,6 +178,8 @@ class Service:
             body = {"ready": ready, "service": self.name}
             if self.startup_error:
                 body["error"] = self.startup_error
+            elif self.waiting_for_bus and not ready:
+                body["waiting_for_bus"] = self.waiting_for_bus
             return JSONResponse(body, status_code=200 if ready else 503)
 
         async def metrics(request: Request) -> Response:
