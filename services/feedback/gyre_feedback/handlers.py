@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
+import nats.errors
 from nats.js.errors import NotFoundError
 
 from gyre_contracts import FeedbackRejected, FeedbackSubmitted
@@ -48,8 +48,18 @@ class FeedbackHandler:
             log.info("feedback_recorded", request_id=event.request_id, tenant=event.tenant, rating=event.rating,
                      pii_found=redacted.pii_found)
         if redacted.pii_found and policy.pii != "allow" and ctx.stream_sequence:
-            # The submission as sent still holds the values: it leaves the bus once handled.
-            with contextlib.suppress(NotFoundError):
-                await self.publisher.bus.js.delete_msg(
-                    self.publisher.bus.stream_name(FEEDBACK_STREAM), ctx.stream_sequence
-                )
+            await self._delete_submission(ctx.stream_sequence)
+
+    async def _delete_submission(self, sequence: int) -> None:
+        """The submission as sent still holds the values: it leaves the bus once handled.
+
+        Best effort: the feedback is recorded either way, and the stream's age limit removes what
+        could not be deleted here (the failure is logged).
+        """
+        bus = self.publisher.bus
+        try:
+            await bus.js.delete_msg(bus.stream_name(FEEDBACK_STREAM), sequence)
+        except NotFoundError:
+            pass  # aged out or deleted already
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("feedback_submission_not_deleted", sequence=sequence, error=f"{type(exc).__name__}: {exc}")
