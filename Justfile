@@ -61,6 +61,10 @@ bench-generation: setup models
 bench-corpus: setup models
     .venv/bin/python -m tests.bench.corpus --write docs/benchmarks.md
 
+# One tenant's embedding flood vs another's queries: first come first served vs fair turns; to docs/benchmarks.md
+bench-fairness: setup models
+    .venv/bin/python -m tests.bench.fairness --write docs/benchmarks.md
+
 # Answer quality before/after on the Debian documentation corpora (installs the packages if missing); to docs/benchmarks.md
 bench-answers: setup models
     .venv/bin/python -m tests.bench.answers --write docs/benchmarks.md
