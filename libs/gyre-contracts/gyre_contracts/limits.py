@@ -57,8 +57,10 @@ SAMPLING_TOP_K_MAX = 1000
 MAX_TOKENS_CEILING = 1_000_000
 STOP_SEQUENCES_MAX = 4
 STOP_SEQUENCE_MAX_CHARS = 256
+# What the backends and the vector stores hold as an integer (msgspec, Qdrant): signed 64 bits.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # A seed travels as a signed 64-bit integer (msgspec, the backends); OpenAI's own bound.
-SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+SEED_MIN, SEED_MAX = INT64_MIN, INT64_MAX
 FEEDBACK_TEXT_MAX_CHARS = 20_000
 EMBED_MAX_INPUTS = 2048
 EMBED_INPUT_MAX_CHARS = 100_000

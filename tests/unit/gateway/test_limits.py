@@ -154,6 +154,23 @@ def test_search_limits_are_the_retrieve_events_limits(client: TestClient, body: 
     assert error["param"] == param, error
 
 
+@pytest.mark.parametrize(
+    "value",
+    [2.5, 2.85e16, True, [], [1, "a"], [True], 2**63, [-(2**63) - 1]],
+    ids=["float", "big-float", "bool", "empty", "mixed", "bools", "past-64-bits", "list-past-64-bits"],
+)
+def test_a_filter_value_no_vector_store_can_match_is_a_400_not_a_502(client: TestClient, value: Any) -> None:
+    """Found by the gateway fuzzing: the embed service refused these, and the client saw its refusal as a 502."""
+    error = error_of(client.post("/v1/search", json={"query": "q", "filter": {"k": value}}))
+    assert error["param"] == "filter.k", error
+
+
+@pytest.mark.parametrize("value", ["docs", 7, ["a", "b"], [1, 2]])
+def test_a_filter_value_a_vector_store_can_match_passes_validation(client: TestClient, value: Any) -> None:
+    response = client.post("/v1/search", json={"query": "q", "filter": {"k": value}})
+    assert response.status_code == BUS_NOT_CONNECTED, response.text
+
+
 def test_a_stop_sequence_longer_than_the_event_allows_is_a_400(client: TestClient) -> None:
     body = {"messages": [{"role": "user", "content": "hi"}], "stop": ["s" * 257]}
     error = error_of(client.post("/v1/chat/completions", json=body))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from gyre_contracts.limits import (
+    INT64_MAX,
+    INT64_MIN,
     METADATA_KEY_MAX_CHARS,
     METADATA_MAX_KEYS,
     METADATA_STRING_MAX_CHARS,
@@ -14,9 +16,17 @@ from gyre_contracts.limits import (
     metadata_problem,
 )
 
-# The same limits as the metadata a filter matches (gyre_contracts.limits): a longer value matches nothing.
-FilterScalar = Annotated[str, Field(max_length=METADATA_STRING_MAX_CHARS)] | int | float | bool
-FilterValue = FilterScalar | Annotated[list[FilterScalar], Field(max_length=METADATA_MAX_KEYS)]
+# What the vector stores can match (gyre_runtime.vectorstore.base.metadata_conditions): a string or an
+# integer, or a non-empty list of strings or of integers (any of). No floats, no booleans: Qdrant Edge
+# turns a boolean match into 1 or 0. Strings within the metadata limits: a longer one matches nothing.
+FilterString = Annotated[str, Field(max_length=METADATA_STRING_MAX_CHARS)]
+FilterInteger = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+FilterValue = (
+    FilterString
+    | FilterInteger
+    | Annotated[list[FilterString], Field(min_length=1, max_length=METADATA_MAX_KEYS)]
+    | Annotated[list[FilterInteger], Field(min_length=1, max_length=METADATA_MAX_KEYS)]
+)
 
 
 class SearchRequest(BaseModel):
