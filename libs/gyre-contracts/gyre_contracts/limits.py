@@ -203,6 +203,7 @@ def check_metadata(metadata: Mapping[str, Any], field: str = "metadata") -> None
 
 
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
+TENANT_ID_RULE = f"1 to {TENANT_ID_MAX_LENGTH} letters, digits, '-' or '_' (it becomes a token of NATS subjects)"
 
 
 def is_tenant_id(value: str) -> bool:

@@ -18,6 +18,7 @@ import hmac
 import os
 from pathlib import Path
 
+from gyre_contracts.limits import TENANT_ID_RULE, is_tenant_id
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 
@@ -47,17 +48,34 @@ def parse_key_entry(entry: str) -> tuple[str, str] | None:
     key, tenant = key.strip(), tenant.strip()
     if not key:
         return None
-    return key, tenant or DEFAULT_TENANT
+    tenant = tenant or DEFAULT_TENANT
+    if not is_tenant_id(tenant):
+        # Its events would be refused by every service (the tenant goes into subjects and keys).
+        raise ValueError(f"tenant {tenant!r} of an API key is not a valid tenant id: {TENANT_ID_RULE}")
+    return key, tenant
 
 
 def parse_key_list(text: str) -> dict[str, str]:
-    """``GYRE_API_KEYS``: ``key1:tenant-a,key2:tenant-b`` -> {key: tenant}."""
+    """``GYRE_API_KEYS``: ``key1:tenant-a,key2:tenant-b`` -> {key: tenant}. A bad tenant raises ValueError."""
     return dict(e for e in map(parse_key_entry, text.split(",")) if e is not None)
 
 
 def parse_key_file(text: str) -> dict[str, str]:
-    """A key file: one ``key:tenant`` (or bare ``key``) per line; blank lines and ``#`` comments skipped."""
-    return dict(e for e in map(parse_key_entry, text.splitlines()) if e is not None)
+    """A key file: one ``key:tenant`` (or bare ``key``) per line; blank lines and ``#`` comments skipped.
+
+    A line with an invalid tenant is skipped and logged: the file is re-read while serving, and one
+    bad line must not close every key.
+    """
+    keys: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            entry = parse_key_entry(line)
+        except ValueError as exc:
+            log.error("api_key_line_skipped", line=number, error=str(exc))
+            continue
+        if entry is not None:
+            keys[entry[0]] = entry[1]
+    return keys
 
 
 def key_file_path(settings: Settings) -> Path:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from gyre_gateway.app import create_app
 from gyre_gateway.auth import ApiKeyring
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.operator_access import find_tenant, key_file_path, parse_key_entry, parse_key_file, parse_key_list
+from gyre_runtime.state.api_keys import ApiKeyError, new_record
 
 
 def test_a_key_list_maps_each_key_to_its_tenant() -> None:
@@ -109,3 +111,15 @@ def test_health_needs_no_key_and_readiness_reports_the_missing_bus(settings: Set
     assert client.get("/healthz").json() == {"status": "ok", "service": "gateway"}
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json() == {"ready": False, "service": "gateway"}
+
+
+def test_a_key_for_a_tenant_that_cannot_be_a_subject_token_is_refused_where_it_is_configured() -> None:
+    # "Acme Corp" would make every event of that key's tenant a dead letter in every service.
+    with pytest.raises(ValueError, match="not a valid tenant id"):
+        parse_key_list("k1:tenant-a,k2:Acme Corp")
+    with pytest.raises(ApiKeyError, match="not a valid tenant id"):
+        new_record("gyre-k", "acme.corp", ("query",))
+
+
+def test_a_bad_line_in_the_key_file_skips_that_line_only() -> None:
+    assert parse_key_file("k1:tenant-a\nk2:bad tenant\nk3\n") == {"k1": "tenant-a", "k3": "default"}

@@ -17,6 +17,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from nats.js.kv import KeyValue
 
 from gyre_contracts import utc_now
+from gyre_contracts.limits import TENANT_ID_RULE, is_tenant_id
 
 BUCKET = "gyre_api_keys"
 
@@ -91,6 +92,8 @@ def new_record(
 ) -> ApiKeyRecord:
     if not tenant.strip():
         raise ApiKeyError("the tenant must not be empty")
+    if not is_tenant_id(tenant.strip()):
+        raise ApiKeyError(f"the tenant {tenant.strip()!r} is not a valid tenant id: {TENANT_ID_RULE}")
     if not scopes or any(s not in SCOPES for s in scopes):
         raise ApiKeyError(f"scopes must be some of {', '.join(SCOPES)}")
     if rate_limit_per_minute is not None and rate_limit_per_minute < 1:
