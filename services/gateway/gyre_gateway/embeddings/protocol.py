@@ -6,8 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MAX_INPUTS = 2048
-MAX_INPUT_CHARS = 100_000
+# The bus's own limits (what an EmbedRequest may carry); the deployment's tighter ones are settings
+# (GYRE_EMBEDDINGS_MAX_INPUTS, GYRE_EMBEDDINGS_MAX_CHARS), checked in serving.py.
+from gyre_contracts.limits import EMBED_INPUT_MAX_CHARS as MAX_INPUT_CHARS
+from gyre_contracts.limits import EMBED_MAX_INPUTS as MAX_INPUTS
 
 
 class EmbeddingRequest(BaseModel):
