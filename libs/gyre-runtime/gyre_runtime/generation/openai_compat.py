@@ -15,7 +15,6 @@ import json
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -284,7 +283,8 @@ class OpenAICompatibleBackend:
 
     @property
     def version(self) -> str:
-        return f"openai:{self.model}@{urlsplit(self.base_url).netloc}"
+        # No host: the version reaches clients (a chat response's `model`), the backend's address must not.
+        return f"openai:{self.model}"
 
     @property
     def context_length(self) -> int:
