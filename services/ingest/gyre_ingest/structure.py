@@ -75,7 +75,11 @@ _ABBREVIATIONS = frozenset(
     e.g i.e viz ex incl resp min max""".split()
 )
 _DOTTED = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")  # "U.S", "e.g", "Ph.D" (not "3.14" or "example.com")
-_SENTENCE_END = re.compile(r"""(\S*?)([.!?…]+)["'”’)\]]*(\s+)(?=\S)""")
+# A whole run of end punctuation (never from inside one), closing quotes or brackets, white space, then the next
+# sentence's first character. Linear time: each attempt starts only at a run's first character and the possessive
+# quantifiers never give back, so no character is scanned twice. (The word before the punctuation used to be a
+# lazy ``(\S*?)`` here, which re-scanned a long run of non-space characters from every position in it: quadratic.)
+_SENTENCE_END = re.compile(r"""(?<![.!?…])([.!?…]++)["'”’)\]]*+(\s++)(?=\S)""")
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -88,17 +92,29 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
     sentence_start = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        following = text[match.end()]
+    # Matched on the slice so that a run of punctuation just before ``start`` does not hide one starting at it.
+    for match in _SENTENCE_END.finditer(text[start:end]):
+        following = text[start + match.end()]
         if not (following.isupper() or following.isdigit() or following in "\"'“‘([¿¡"):
             continue
-        word, punctuation = match.group(1), match.group(2)
-        if punctuation == "." and _is_abbreviation(word):
+        if match.group(1) == "." and _is_abbreviation(_word_before(text, start, start + match.start())):
             continue
-        _append_trimmed(text, sentence_start, match.start(3), spans)
-        sentence_start = match.end()
+        _append_trimmed(text, sentence_start, start + match.start(2), spans)
+        sentence_start = start + match.end()
     _append_trimmed(text, sentence_start, end, spans)
     return spans
+
+
+def _word_before(text: str, start: int, position: int) -> str:
+    """The non-space characters just before ``position`` (not before ``start``).
+
+    Linear over a whole split: each match's word lies between the white space that ended the previous
+    match and this match's punctuation, so no character is walked over twice.
+    """
+    word_start = position
+    while word_start > start and not text[word_start - 1].isspace():
+        word_start -= 1
+    return text[word_start:position]
 
 
 def _is_abbreviation(word: str) -> bool:
@@ -143,10 +159,10 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
-_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
-_FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*")
-_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|(\d{1,9})[.)])(?:[ \t]|$)")
+# Fences and list items: possessive runs, so a long run of backticks, tildes or blanks is walked once.
+_FENCE_OPEN = re.compile(r" {0,3}(`{3,}+|~{3,}+)(.*)")
+_FENCE_CLOSE = re.compile(r" {0,3}(`{3,}+|~{3,}+)[ \t]*+")
+_LIST_ITEM = re.compile(r"[ \t]*+(?:[-*+]|(\d{1,9})[.)])(?:[ \t]|$)")
 
 
 def parse_sections(text: str) -> list[Section]:
@@ -177,13 +193,13 @@ def parse_sections(text: str) -> list[Section]:
             close_block()
             block, fence = Block("code", start, end), (opening[1][0], len(opening[1]))
             continue
-        heading = _HEADING.fullmatch(line)
+        heading = atx_heading(line)
         if heading:
             close_block()
-            level = len(heading[1])
+            level, title = heading
             while titles and titles[-1][0] >= level:
                 titles.pop()
-            titles.append((level, (heading[2] or "").strip()))
+            titles.append((level, title.strip()))
             sections.append(Section(tuple(title for _, title in titles if title)))
             continue
         if not line.strip():
@@ -204,6 +220,33 @@ def parse_sections(text: str) -> list[Section]:
             block = Block("paragraph", start, end)
     close_block()
     return sections
+
+
+def atx_heading(line: str) -> tuple[int, str] | None:
+    """An ATX heading line's level and title (closing ``#`` run dropped), or None for any other line.
+
+    Up to three spaces, one to six ``#``, then white space or the end of the line; the title is the rest
+    without trailing blanks and without a closing run of ``#`` that follows a blank ("## Title ##").
+    Scanned by hand, in linear time: a regex with a lazy title and an optional closing run backtracks
+    quadratically on lines such as ``# a # # # ... b``.
+    """
+    indent = len(line) - len(line.lstrip(" "))
+    if indent > 3:
+        return None
+    after_marks = len(line) - len(line[indent:].lstrip("#"))
+    level = after_marks - indent
+    if not 1 <= level <= 6:
+        return None
+    rest = line[after_marks:]
+    if not rest:
+        return level, ""
+    if rest[0] not in " \t":
+        return None
+    title = rest.lstrip(" \t").rstrip(" \t")
+    without_closing = title.rstrip("#")
+    if without_closing != title and without_closing[-1:] in (" ", "\t"):
+        title = without_closing.rstrip(" \t")
+    return level, title
 
 
 def _lines(text: str) -> Iterator[tuple[int, int]]:

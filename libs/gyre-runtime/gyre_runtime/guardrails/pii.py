@@ -213,7 +213,12 @@ def _find_phones(text: str) -> Iterator[PiiMatch]:
         # number and let the overlap resolution keep the longest one nothing more specific claims.
         number = m.group()
         for run in _DIGIT_RUN.finditer(number):
-            if 8 <= _phone_digit_count(number[: run.end()]) <= 15:
+            digits = _phone_digit_count(number[: run.end()])
+            if digits > 15:
+                # Every later boundary has more digits still: stop, or a long run of digit groups
+                # ("+1 1 1 1 ...") costs a count of the whole prefix per group (quadratic).
+                break
+            if digits >= 8:
                 yield PiiMatch("phone", m.start(), m.start() + run.end())
     for m in _PHONE_NANP.finditer(text):
         yield PiiMatch("phone", m.start(), m.end())

@@ -10,11 +10,12 @@ from gyre_ingest.formats.base import ExtractedDocument
 MEDIA_TYPE = "text/markdown"
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
-_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
+# No pattern here backtracks on a long line: runs are possessive, and a title's trailing blanks are
+# dropped by a greedy run that must end on a non-blank, not by a lazy title before an optional tail.
+_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*+([^\n]*[^ \t\n])", re.MULTILINE)
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=++|-++)[ \t]*+$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
-_BLOCK_START = re.compile(r"^ {0,3}([-*+>|]|\d+[.)])\s")
+_BLOCK_START = re.compile(r"^ {0,3}([-*+>|]|\d++[.)])\s")
 
 
 def extract_markdown(data: bytes, charset: str | None) -> ExtractedDocument:
@@ -44,7 +45,7 @@ def _atx_headings(text: str) -> str:
         if (
             underline
             and previous.strip()
-            and not _ATX_HEADING.match(previous)
+            and _atx_heading_title(previous) is None
             and not _BLOCK_START.match(previous)
             and not (len(out) >= 2 and out[-2].strip() and not out[-2].startswith("#"))
         ):
@@ -57,7 +58,22 @@ def _atx_headings(text: str) -> str:
 
 def _first_heading(text: str) -> str:
     for line in text.split("\n"):
-        heading = _ATX_HEADING.match(line)
-        if heading:
-            return heading.group(2).strip()
+        title = _atx_heading_title(line)
+        if title is not None:
+            return title.strip()
     return ""
+
+
+def _atx_heading_title(line: str) -> str | None:
+    """The title of a ``#`` heading line with text after its marks (trailing blanks and ``#`` dropped), else None.
+
+    Scanned by hand: the regex this replaces (a lazy title before ``[ \t#]*$``) was quadratic on ``# a # # ... b``.
+    """
+    indent = len(line) - len(line.lstrip(" "))
+    after_marks = len(line) - len(line[indent:].lstrip("#"))
+    rest = line[after_marks:]
+    if indent > 3 or not 1 <= after_marks - indent <= 6 or len(rest) < 2 or rest[0] not in " \t":
+        return None
+    body = rest.lstrip(" \t")
+    # The title has at least one character: a blank one when only blanks follow the marks.
+    return (body.rstrip(" \t#") or body[:1]) if body else rest[-1]
