@@ -147,21 +147,29 @@ class ConsumerWorker:
         )
         started = time.perf_counter()
         keep_alive = asyncio.create_task(self._keep_alive(msg))
+        # Past the consumer's maximum processing time the handler is cancelled and its slot freed: a
+        # handler stuck for good would otherwise hold its slot, and its heartbeat the message, forever.
+        deadline = asyncio.timeout(self.spec.max_processing_s)
         try:
-            await self.handler(event, ctx)
+            async with deadline:
+                await self.handler(event, ctx)
         except asyncio.CancelledError:
             raise
         except PermanentError as exc:
             await self._dead_letter(msg, headers, f"{type(exc).__name__}: {exc}", delivery)
             return
         except Exception as exc:  # any failure of a handler is retried, never crashes the service
+            error = f"{type(exc).__name__}: {exc}"
+            if deadline.expired():
+                limit = self.spec.max_processing_s
+                error = f"processing_timeout: the handler ran longer than the consumer's limit of {limit:g} s"
             if delivery >= self.max_deliver:
-                await self._dead_letter(msg, headers, f"{type(exc).__name__}: {exc}", delivery)
+                await self._dead_letter(msg, headers, error, delivery)
                 return
             delay = self.spec.backoff_s[min(delivery, len(self.spec.backoff_s)) - 1]
             log.warning(
                 "handler_failed", consumer=self.spec.durable, event_type=type_name,
-                event_id=ctx.event_id, delivery=delivery, retry_in_s=delay, error=f"{type(exc).__name__}: {exc}",
+                event_id=ctx.event_id, delivery=delivery, retry_in_s=delay, error=error,
             )
             MESSAGES_HANDLED.labels(self.spec.service, type_name, "nak").inc()
             await msg.nak(delay=delay)
@@ -179,10 +187,14 @@ class ConsumerWorker:
         back within ack_wait (and inside the streams' duplicate window, so the events its redelivery
         republishes are dropped as duplicates), not after the slowest handler's worst case.
         """
-        while True:
-            await asyncio.sleep(self.spec.ack_wait_s / 3)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+        # Never past the maximum processing time: a handler that outlives it (one that swallowed its
+        # cancellation) loses its message to redelivery after ack_wait, not keeps it forever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.spec.max_processing_s):
+                while True:
+                    await asyncio.sleep(self.spec.ack_wait_s / 3)
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
     async def _dead_letter(self, msg: Msg, headers: dict[str, str], error: str, attempts: int) -> None:
         # The header is the sender's word: a tenant that is no valid id would make the letter itself undecodable.

@@ -42,6 +42,9 @@ class ConsumerSpec:
     max_ack_pending: int = 64
     backoff_s: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0)
     concurrency: int = 8
+    # Longest a handler may run on one message: then it is cancelled, its heartbeat stops, the message
+    # is naked (dead-lettered `processing_timeout` on its last delivery) and the slot is free again.
+    max_processing_s: float = 300.0
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -67,14 +70,18 @@ def stream_max_age_s(spec: StreamSpec, settings: Settings) -> float:
     return days * DAY
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
-    ConsumerSpec("ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4),
+    # Reading a document is bounded by GYRE_EXTRACTION_TIMEOUT_S (default 120 s), which ingest keeps below this.
+    ConsumerSpec(
+        "ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4,
+        max_processing_s=300.0,
+    ),
     ConsumerSpec("ingest", "ingest_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
     # Several documents in flight feed the embedding scheduler's cross-message batches. A large
     # document takes seconds: the worker's in-progress heartbeat covers that, so the ack wait stays
     # short (a crashed replica's documents come back within it, inside the duplicate window).
     ConsumerSpec(
         "embed", "embed", "GYRE_EMBED", ("embed.requested",), (ChunksReady,),
-        ack_wait_s=30.0, max_ack_pending=16, concurrency=8,
+        ack_wait_s=30.0, max_ack_pending=16, concurrency=8, max_processing_s=900.0,
     ),
     ConsumerSpec("embed", "embed_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
     # One rebuild at a time in the whole deployment (max_ack_pending 1). The handler runs for the whole
@@ -83,6 +90,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         "embed", "embed_reindex", "GYRE_INDEX", ("index.reindex",), (ReindexRequested,),
         ack_wait_s=60.0, max_ack_pending=1, concurrency=1, backoff_s=(5.0, 15.0, 30.0, 60.0, 120.0),
+        max_processing_s=DAY,  # a rebuild of a large collection runs for hours
     ),
     # Up to 8 generations per replica interleave token by token (no head-of-line blocking); more wait
     # in the stream, where the gateway sees them as backlog (gyre.generate.load) and answers 429.
@@ -90,7 +98,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     # in progress; a request redelivered after its client gave up is answered "expired", not generated.
     ConsumerSpec(
         "generate", "generate", "GYRE_GENERATE", ("generate.requested",), (GenerationRequested,),
-        ack_wait_s=120.0, max_ack_pending=64, concurrency=8,
+        ack_wait_s=120.0, max_ack_pending=64, concurrency=8, max_processing_s=900.0,
     ),
     ConsumerSpec("feedback", "feedback", "GYRE_FEEDBACK", ("feedback.submitted",), (FeedbackSubmitted,)),
     ConsumerSpec("improve", "improve", "GYRE_FEEDBACK", ("feedback.recorded",), (FeedbackRecorded,)),
@@ -100,6 +108,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         "evaluate", "evaluate", "GYRE_EVALUATE", ("evaluate.requested",), (EvaluationRequested,),
         ack_wait_s=60.0, max_ack_pending=8, concurrency=2, backoff_s=(5.0, 15.0, 30.0, 60.0, 120.0),
+        max_processing_s=12 * 3600.0,  # a large golden set through the live pipeline runs for hours
     ),
 )
 
