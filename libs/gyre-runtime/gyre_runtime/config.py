@@ -218,6 +218,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             " data replaced by placeholders and document bytes removed, `drop` nothing but its headers."
         ),
     ] = "pii"
+    extraction_workers: Annotated[
+        int,
+        msgspec.Meta(ge=0),
+        _doc("Worker processes per ingest replica that read documents; 0: one per document ingest handles at once."),
+    ] = 0
+    extraction_timeout_s: Annotated[
+        float,
+        msgspec.Meta(gt=0),
+        _doc(
+            "Longest time reading one document (parse, clean, chunk) may take; past it its worker is killed and"
+            " replaced and the document rejected `extraction_timeout`."
+        ),
+    ] = 120.0
+    extraction_memory_mb: Annotated[
+        int,
+        msgspec.Meta(ge=256),
+        _doc(
+            "Address space of each extraction worker (Linux); a document that needs more is rejected `too_large`."
+        ),
+    ] = 1024
+    max_unpacked_mb: Annotated[
+        int,
+        msgspec.Meta(ge=1),
+        _doc("Largest total a DOCX's parts may unpack to (checked before reading them); more: `too_large`."),
+    ] = 256
 
     @property
     def data_path(self) -> Path:

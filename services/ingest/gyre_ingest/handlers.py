@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import msgspec
@@ -17,10 +16,10 @@ from gyre_contracts import (
     Rejection,
     utc_now,
 )
-from gyre_ingest.chunking import Tokenizer
 from gyre_ingest.dedup import duplicate_rejection
 from gyre_ingest.dedup_index import DedupIndex
-from gyre_ingest.pipeline import IngestConfig, PreparedDocument, Refused, prepare_document
+from gyre_ingest.extraction_pool import ExtractionPool
+from gyre_ingest.pipeline import PreparedDocument, Refused
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
@@ -51,8 +50,7 @@ EMBED_STREAM = "GYRE_EMBED"
 
 @dataclass
 class IngestHandler:
-    config: IngestConfig
-    tokenizer: Tokenizer
+    extraction: ExtractionPool  # reads each document in a worker process, within its time and memory limits
     registry: DocumentRegistry
     dedup: DedupIndex
     policies: TenantPolicies
@@ -64,7 +62,7 @@ class IngestHandler:
         if version is None:
             return  # deleted or replaced since it was sent: nothing to do
         policy = await self.policies.get(event.tenant)
-        outcome = await asyncio.to_thread(prepare_document, event, self.tokenizer, self.config, policy.pii)
+        outcome = await self.extraction.prepare(event, policy.pii)
         if isinstance(outcome, Refused):
             await self._reject(event, submission_id, version, ctx, outcome.reasons, outcome.pii_counts)
             return

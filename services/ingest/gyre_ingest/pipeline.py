@@ -1,7 +1,7 @@
 """From a submitted document to chunks: extract, check quality, apply the personal-data policy, chunk.
 
-Plain functions, no NATS: the handler runs ``prepare_document`` in a thread and then does the
-parts that need shared state (de-duplication, versions) itself.
+Plain functions, no NATS: the handler has ``prepare_document`` run in a worker process
+(``extraction_pool``) and then does the parts that need shared state (de-duplication, versions) itself.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class IngestConfig:
                 csv_text_columns=names(settings.csv_text_columns),
                 # Raw bytes may be several times the text they hold (PDF, DOCX).
                 max_bytes=8 * settings.max_document_chars,
+                max_unpacked_bytes=settings.max_unpacked_mb * 1024 * 1024,
+                max_chars=settings.max_document_chars,
             ),
             quality=QualityThresholds(
                 min_chars=settings.quality_min_chars,

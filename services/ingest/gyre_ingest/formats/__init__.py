@@ -98,8 +98,8 @@ def extract(
     media_type, charset = detect_media_type(data, content_type, filename=filename)
     try:
         return _extractor(media_type, charset, options)(data)
-    except ExtractionError:
-        raise
+    except (ExtractionError, MemoryError):
+        raise  # MemoryError: the extraction worker's limit, which rejects the document `too_large`
     except Exception as exc:  # a library failure we did not foresee is still a reason, not a crash
         raise ExtractionError(
             "extraction_failed", f"the {media_type} content could not be read: {type(exc).__name__}: {exc}"
@@ -198,11 +198,11 @@ def _extractor(media_type: str, charset: str | None, options: ExtractOptions) ->
     if media_type == PDF:
         from gyre_ingest.formats.pdf import extract_pdf
 
-        return extract_pdf
+        return lambda data: extract_pdf(data, options.max_chars)
     if media_type == DOCX:
         from gyre_ingest.formats.docx import extract_docx
 
-        return extract_docx
+        return lambda data: extract_docx(data, options.max_unpacked_bytes)
     if media_type == JSON:
         from gyre_ingest.formats.jsonl import extract_json
 

@@ -33,6 +33,11 @@ class ExtractOptions:
     # Empty: every column, rendered as "column: value" lines, one block per row.
     csv_text_columns: tuple[str, ...] = ()
     max_bytes: int = 64 * 1024 * 1024
+    # Work caps checked before the expensive part of reading (``too_large``): what a DOCX's parts unpack
+    # to (their declared sizes, which Python's zipfile enforces while reading), and the characters a
+    # document may have, from which a PDF's page and content-stream budgets follow.
+    max_unpacked_bytes: int = 256 * 1024 * 1024
+    max_chars: int = 2_000_000
 
 
 class ExtractionError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 
 import docx
 from docx.table import Table
@@ -17,18 +18,54 @@ MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.doc
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _LIST_STYLE = re.compile(r"^list\b", re.IGNORECASE)
 
+DEFAULT_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+# Word's XML packs 5-20 times; a part that unpacks to more than this many times its packed size, and to
+# more than BOMB_MIN_BYTES, is a decompression bomb (deflate reaches ~1000:1 on repeated bytes).
+MAX_PACKING_RATIO = 200
+BOMB_MIN_BYTES = 1024 * 1024
 
-def extract_docx(data: bytes) -> ExtractedDocument:
+
+def extract_docx(data: bytes, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES) -> ExtractedDocument:
+    check_unpacked_size(data, max_unpacked_bytes)
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = [block for item in document.iter_inner_content() if (block := _render(item))]
         title = (document.core_properties.title or "").strip()
+    except MemoryError:
+        raise
     except Exception as exc:  # zip, package and XML errors from deep inside python-docx all mean the same
         raise ExtractionError("corrupt_docx", f"the DOCX file could not be read: {type(exc).__name__}: {exc}") from exc
     text = clean_text(_join(blocks))
     if not title:
         title = next((line.lstrip("#").strip() for line in text.split("\n") if line.startswith("#")), "")
     return ExtractedDocument(text=text, content_type=MEDIA_TYPE, title=clean_text(title))
+
+
+def check_unpacked_size(data: bytes, max_unpacked_bytes: int) -> None:
+    """Refuses (``too_large``) a DOCX whose parts would unpack to too much, before any part is read.
+
+    Reads only the ZIP's central directory. The declared sizes are a real bound: Python's zipfile stops
+    a part at its declared size (and a part that decompresses past it fails its CRC check).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ExtractionError("corrupt_docx", f"the DOCX file is not a valid ZIP archive: {exc}") from exc
+    total = sum(member.file_size for member in members)
+    if total > max_unpacked_bytes:
+        raise ExtractionError(
+            "too_large",
+            f"the DOCX file's parts unpack to {total} bytes, more than the limit of {max_unpacked_bytes} bytes "
+            "(GYRE_MAX_UNPACKED_MB)",
+        )
+    for member in members:
+        if member.file_size > BOMB_MIN_BYTES and member.file_size > MAX_PACKING_RATIO * max(member.compress_size, 1):
+            raise ExtractionError(
+                "too_large",
+                f"the DOCX part {member.filename!r} unpacks from {member.compress_size} to {member.file_size} bytes, "
+                f"more than {MAX_PACKING_RATIO} times its packed size: a decompression bomb, not a document",
+            )
 
 
 def _render(item: Paragraph | Table) -> str:
