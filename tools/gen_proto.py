@@ -77,7 +77,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = _consumers()
 # gyre.dlq.<service>; that is derived, not listed.
 PRODUCERS: dict[str, tuple[str, ...]] = {
     "gateway": (
-        "gyre.ingest.submitted",
+        "gyre.ingest.submitted.*",
         "gyre.index.delete",
         "gyre.generate.requested",
         "gyre.generate.cancel.*",

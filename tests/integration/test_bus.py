@@ -289,7 +289,7 @@ async def test_a_malformed_payload_lands_in_the_dead_letter_stream_with_its_reas
 
     garbage = b"\x00\xffnot json at all"
     wrong_type = json.dumps({"type": "gyre.embed.requested.v1", "document_id": "d-1", "tenant": "t1"}).encode()
-    subject = bus.subject("ingest.submitted")
+    subject = bus.subject("ingest.submitted.t1")  # the tenant's subject: ingest reads ingest.submitted.<tenant>
     async with running_ingest(settings, handle):
         await bus.js.publish(subject, garbage)
         await bus.js.publish(subject, wrong_type, headers={"ce-tenant": "t1", "ce-id": "wrong-type-1"})

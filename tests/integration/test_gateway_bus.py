@@ -297,7 +297,7 @@ async def test_a_submitted_document_is_registered_pending_then_published(stack: 
 
     record = await DocumentRegistry(await stack.bus.kv("gyre_documents")).get("tenant-a", document_id)
     assert record is not None and record.status == "pending" and record.title == "Notes"
-    event, headers = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted", DocumentSubmitted)
+    event, headers = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted.tenant-a", DocumentSubmitted)
     assert event.document_id == document_id and event.tenant == "tenant-a"
     assert event.text == "# Notes\nParis is the capital." and event.content_type == "text/markdown"
     assert event.metadata == {"lang": "en"} and event.submission_id and record.submission_id == ""
@@ -359,7 +359,7 @@ async def test_a_document_of_any_media_type_is_passed_on_for_ingest_to_judge(sta
             json={"id": "scan.pdf", "content": base64.b64encode(pdf).decode(), "content_type": "Application/PDF"},
         )
     assert response.status_code == 202, response.text
-    event, _ = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted", DocumentSubmitted)
+    event, _ = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted.tenant-a", DocumentSubmitted)
     assert event.document_id == "scan.pdf" and event.content_type == "application/pdf"
     assert base64.b64decode(event.content) == pdf and event.text is None
 
@@ -385,7 +385,7 @@ async def test_uploaded_files_are_registered_and_published_one_event_each(stack:
         ]
     }
     assert statuses == ["pending", "pending"]
-    published = await events_after(stack.bus, "GYRE_INGEST", "ingest.submitted", before, DocumentSubmitted)
+    published = await events_after(stack.bus, "GYRE_INGEST", "ingest.submitted.tenant-a", before, DocumentSubmitted)
     events = [e for e, _ in published]
     assert [e.document_id for e in events] == ["kb/guide.md", "kb/page.html", "kb/blob"]
     assert [e.content_type for e in events] == [
@@ -404,7 +404,7 @@ async def test_one_uploaded_file_may_be_given_its_own_id(stack: Stack) -> None:
         )
     assert response.status_code == 202, response.text
     assert response.json() == {"documents": [{"document_id": "policy/2030", "status": "pending"}]}
-    event, _ = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted", DocumentSubmitted)
+    event, _ = await last_event(stack.bus, "GYRE_INGEST", "ingest.submitted.tenant-b", DocumentSubmitted)
     assert (event.document_id, event.tenant, event.content_type) == ("policy/2030", "tenant-b", "text/plain")
 
 

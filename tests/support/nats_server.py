@@ -55,8 +55,12 @@ class NatsServer:
         binary: str | Path | None = None,
         start_timeout_s: float = 10.0,
         jetstream: bool = True,
+        config_file: str | Path | None = None,
     ) -> None:
         self.host = host
+        # A nats-server config (e.g. users and permissions, TLS) read before the command-line flags,
+        # which still set the address, ports and store.
+        self.config_file = Path(config_file) if config_file is not None else None
         self.binary = Path(binary) if binary else find_nats_server()
         self.extra_args = tuple(extra_args)
         self.start_timeout_s = start_timeout_s
@@ -117,7 +121,10 @@ class NatsServer:
         raise NatsServerError(f"nats-server did not become healthy; log tail:\n{self.log_tail()}")
 
     def _spawn(self) -> None:
-        args = [str(self.binary), "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
+        args = [str(self.binary)]
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
+        args += ["-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store_dir)]
         args += self.extra_args

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from gyre_cli import (
+    bus_command,
     dlq_command,
     eval_command,
     ingest_command,
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     reindex_command.add_parser(sub)
     prompts_command.add_parser(sub)
     eval_command.add_parser(sub)
+    bus_command.add_parser(sub)
     settings = sub.add_parser("settings", help="print the settings table (Markdown)")
     settings.set_defaults(func=cmd_settings)
     args = parser.parse_args(argv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import secrets
@@ -13,10 +15,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from gyre_runtime.config import DEFAULT_PORTS
+from gyre_runtime.bus import connection as bus_connection
+from gyre_runtime.bus.credentials import (
+    Credential,
+    credential_path,
+    default_credentials_dir,
+    ensure_stack_credentials,
+    write_authorization,
+)
+from gyre_runtime.bus.permissions import ADMIN, Naming
+from gyre_runtime.config import DEFAULT_PORTS, load_settings
 from gyre_runtime.service import port_is_free
 
 SERVICES = ("ingest", "embed", "generate", "feedback", "improve", "evaluate", "monitor", "gateway")
@@ -65,17 +77,44 @@ class LocalStack:
     stream_replicas: int = 1
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _launch_env: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _credentials: dict[str, Credential] = field(default_factory=dict, repr=False)
 
     @property
     def gateway_url(self) -> str:
         return f"http://{HOST}:{self.ports['gateway']}"
 
     @property
-    def nats_url(self) -> str:
-        """What the services get as GYRE_NATS_URL: the stack's own server, or every external one, comma separated."""
+    def services_nats_url(self) -> str:
+        """What the services get as GYRE_NATS_URL: the stack's own server, or every external one, comma separated.
+
+        Without credentials: each service connects with its own (GYRE_NATS_CREDENTIALS_FILE).
+        """
         if self.external_nats_urls:
             return ",".join(self.external_nats_urls)
         return f"nats://{HOST}:{self.nats_port}"
+
+    @property
+    def nats_url(self) -> str:
+        """The operator's URL: the same servers with the admin credential in it (``nats://admin:...@host``).
+
+        What tools and tests that watch or drive the bus connect with (``nats.connect(stack.nats_url)``,
+        ``GYRE_NATS_URL`` of a `gyre` command); the bus accepts no connection without a credential.
+        """
+        admin = self.credentials[ADMIN]
+        return ",".join(
+            _with_user(url, admin.user, admin.password) for url in self.services_nats_url.split(",")
+        )
+
+    @property
+    def credentials_dir(self) -> Path:
+        return default_credentials_dir(self.data_dir)
+
+    @property
+    def credentials(self) -> dict[str, Credential]:
+        """The admin's and every service's NATS credential: created on first use, kept across runs."""
+        if not self._credentials:
+            self._credentials = ensure_stack_credentials(self.credentials_dir)
+        return self._credentials
 
     def url_of(self, service: str) -> str:
         return f"http://{HOST}:{self.ports[service]}"
@@ -101,9 +140,13 @@ class LocalStack:
         env.update({k: v for k, v in os.environ.items() if k.startswith("GYRE_") and k not in _STACK_OWNED})
         env.update(
             GYRE_DATA_DIR=str(self.data_dir),
-            GYRE_NATS_URL=self.nats_url,
+            GYRE_NATS_URL=self.services_nats_url,
             GYRE_HTTP_HOST=HOST,
             GYRE_HTTP_PORT=str(self.ports[service]),
+            # Its own NATS user, whose permissions do not include creating streams: the stack declares
+            # the topology with the admin credential before any service starts.
+            GYRE_NATS_CREDENTIALS_FILE=str(credential_path(self.credentials_dir, service)),
+            GYRE_DECLARE_TOPOLOGY="false",
         )
         if self.model_dir:
             env["GYRE_MODEL_DIR"] = str(self.model_dir)
@@ -182,6 +225,7 @@ class LocalStack:
             nats_argv = [find_executable("nats-server"), "-c", str(self.write_nats_config())]
             self._spawn("nats-server", nats_argv, dict(os.environ))
             self._wait_http("nats-server", f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true", 30)
+        self.declare_topology()
         for service in SERVICES:
             self._spawn(service, [find_executable(f"gyre-{service}")], self.env_for(service))
         deadline = time.monotonic() + timeout_s
@@ -189,19 +233,47 @@ class LocalStack:
             self._wait_http(service, f"{self.url_of(service)}/readyz", max(1.0, deadline - time.monotonic()))
 
     def write_nats_config(self) -> Path:
-        """The server's config: JetStream under the data dir, and room for large documents.
+        """The server's config: JetStream under the data dir, room for large documents, and the users.
 
         NATS refuses messages over ``max_payload`` (1 MiB by default); documents travel base64
-        encoded inside DocumentSubmitted, so the local stack allows 16 MiB.
+        encoded inside DocumentSubmitted, so the local stack allows 16 MiB. The users (bcrypt hashes
+        and permissions of the admin and each service, and of any publisher added with `gyre bus
+        credentials add-publisher`) are in ``nats-auth.conf`` beside it; there is no anonymous user.
+        The pid file lets `gyre bus credentials add-publisher` make the running server reload them.
         """
+        naming = Naming(load_settings(self.env_for("gateway")).subject_prefix)
+        self.credentials  # noqa: B018 (created on the first run, kept afterwards)
+        auth = write_authorization(self.credentials_dir, self.data_dir / "nats-auth.conf", naming)
         path = self.data_dir / "nats-server.conf"
         path.write_text(
             f'listen: "{HOST}:{self.nats_port}"\n'
             f'http: "{HOST}:{self.nats_monitor_port}"\n'
             f"max_payload: {NATS_MAX_PAYLOAD}\n"
+            f'pid_file: "{self.data_dir / "nats-server.pid"}"\n'
             f'jetstream {{\n  store_dir: "{self.data_dir / "nats"}"\n}}\n'
+            f'include "{auth.name}"\n'
         )
         return path
+
+    def declare_topology(self) -> None:
+        """Streams, durable consumers and buckets, declared with the admin credential (services may not)."""
+        settings = load_settings(
+            self.env_for("gateway"), nats_url=self.nats_url, nats_credentials_file="", declare_topology=True
+        )
+
+        async def declare() -> None:
+            bus = await bus_connection.connect(settings, name="gyre-up", patient=False)
+            try:
+                await bus_connection.declare_topology(bus)
+            finally:
+                await bus.close()
+
+        # Its own thread and event loop: start() may be called from code that runs one already.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                pool.submit(asyncio.run, declare()).result()
+            except (ConnectionError, OSError) as exc:
+                raise StackError(f"cannot declare the bus topology: {exc}") from exc
 
     def _wait_http(self, name: str, url: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -282,4 +354,14 @@ class LocalStack:
 
 
 # Set per process by the stack; a user's value for these would point a service at the wrong place.
-_STACK_OWNED = {"GYRE_DATA_DIR", "GYRE_NATS_URL", "GYRE_HTTP_HOST", "GYRE_HTTP_PORT", "GYRE_MODEL_DIR"}
+_STACK_OWNED = {
+    "GYRE_DATA_DIR", "GYRE_NATS_URL", "GYRE_HTTP_HOST", "GYRE_HTTP_PORT", "GYRE_MODEL_DIR",
+    "GYRE_NATS_CREDENTIALS_FILE", "GYRE_NATS_INBOX_PREFIX", "GYRE_DECLARE_TOPOLOGY",
+}
+
+
+def _with_user(url: str, user: str, password: str) -> str:
+    """``nats://host:4222`` -> ``nats://user:password@host:4222`` (passwords are URL-safe tokens)."""
+    parts = urlsplit(url.strip())
+    netloc = f"{user}:{password}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -15,17 +15,26 @@ SCHEMA_BASE_URI = "https://gyre.dev/schemas/"
 DEFAULT_PREFIX = "gyre"
 
 # Events whose subject has one more token, taken from a field of the event:
-# ``gyre.generate.stream.<request_id>`` and ``gyre.dlq.<service>``.
+# ``gyre.generate.stream.<request_id>``, ``gyre.dlq.<service>`` and ``gyre.ingest.submitted.<tenant>``
+# (the tenant in the subject is what NATS permissions can restrict: an external publisher may publish
+# for its own tenant only, and ingest dead-letters an event whose ``tenant`` field says otherwise).
 SUBJECT_PARAMETERS: dict[str, str] = {
     "generate.stream": "request_id",
     "generate.cancel": "request_id",
     "dlq": "service",
+    "ingest.submitted": "tenant",
 }
 
 
 def subject_parameter(cls: type[Event]) -> str | None:
     """The field whose value is the subject's last token, or None for a fixed subject."""
     return SUBJECT_PARAMETERS.get(cls.subject)
+
+
+def event_subject(event: Event) -> str:
+    """The subject (suffix after the prefix) this event is published on: ``ingest.submitted.tenant-a``."""
+    parameter = subject_parameter(type(event))
+    return f"{event.subject}.{getattr(event, parameter)}" if parameter else event.subject
 
 
 def subject_address(cls: type[Event], prefix: str = DEFAULT_PREFIX) -> str:

@@ -243,6 +243,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         msgspec.Meta(ge=1),
         _doc("Largest total a DOCX's parts may unpack to (checked before reading them); more: `too_large`."),
     ] = 256
+    nats_credentials_file: Annotated[
+        str,
+        _doc(
+            "This process's NATS credential: a JSON file `{\"user\", \"password\"}` (0600; `gyre bus credentials`"
+            " writes them). Empty: the user and password in GYRE_NATS_URL (`nats://user:password@host:4222`),"
+            " else `<data_dir>/credentials/nats/admin.json` when present (the operator's), else none."
+        ),
+    ] = ""
+    nats_inbox_prefix: Annotated[
+        str, _doc("Subject prefix of this process's replies; empty: `_INBOX_<user>`, the only inbox its user may read.")
+    ] = ""
+    nats_tls_ca: Annotated[str, _doc("CA certificate (PEM) that signed the NATS servers' certificates: turns TLS on.")] = ""
+    nats_tls_cert: Annotated[str, _doc("Client certificate (PEM) for servers that verify clients (mutual TLS).")] = ""
+    nats_tls_key: Annotated[str, _doc("Private key (PEM) of GYRE_NATS_TLS_CERT.")] = ""
+    declare_topology: Annotated[
+        bool,
+        _doc(
+            "Create or update streams, durable consumers and buckets at start (needs the admin credential);"
+            " false: wait until they exist (`gyre bus declare` makes them), as services with their own"
+            " credentials do."
+        ),
+    ] = True
 
     @property
     def data_path(self) -> Path:

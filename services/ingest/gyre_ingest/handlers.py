@@ -21,7 +21,7 @@ from gyre_ingest.dedup_index import DedupIndex
 from gyre_ingest.extraction_pool import ExtractionPool
 from gyre_ingest.pipeline import PreparedDocument, Refused
 from gyre_runtime.bus.connection import Bus
-from gyre_runtime.bus.consumer import MessageContext
+from gyre_runtime.bus.consumer import MessageContext, PermanentError
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.logging import get_logger
@@ -57,6 +57,14 @@ class IngestHandler:
     publisher: Publisher
 
     async def __call__(self, event: DocumentSubmitted, ctx: MessageContext) -> None:
+        # The subject's last token is the tenant the publisher's NATS credential may publish for
+        # (gyre_runtime.bus.permissions); a body naming another tenant is refused, never trusted.
+        subject_tenant = ctx.subject.rpartition(".")[2]
+        if event.tenant != subject_tenant:
+            raise PermanentError(
+                f"tenant mismatch: the event's tenant is {event.tenant!r} but it was published on"
+                f" {ctx.subject}, the subject of tenant {subject_tenant!r}"
+            )
         submission_id = event.submission_id or ctx.event_id
         version = await self._version_of(event, submission_id, ctx)
         if version is None:

@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from gyre_contracts import Event, cloudevent_headers, encode_body
+from gyre_contracts.schema import event_subject
 from gyre_runtime.bus.connection import Bus
 
 
@@ -23,7 +24,7 @@ class Publisher:
         self, event: Event, event_id: str | None, subject: str | None, traceparent: str | None
     ) -> tuple[str, bytes, dict[str, str]]:
         headers = cloudevent_headers(event, source=self.source, event_id=event_id, traceparent=traceparent)
-        return self.bus.subject(subject or event.subject), encode_body(event), headers
+        return self.bus.subject(subject or event_subject(event)), encode_body(event), headers
 
     async def publish(
         self,

@@ -70,9 +70,10 @@ def stream_max_age_s(spec: StreamSpec, settings: Settings) -> float:
     return days * DAY
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
+    # Submissions arrive on ingest.submitted.<tenant> (the tenant in the subject: see bus/permissions.py).
     # Reading a document is bounded by GYRE_EXTRACTION_TIMEOUT_S (default 120 s), which ingest keeps below this.
     ConsumerSpec(
-        "ingest", "ingest", "GYRE_INGEST", ("ingest.submitted",), (DocumentSubmitted,), concurrency=4,
+        "ingest", "ingest", "GYRE_INGEST", ("ingest.submitted.*",), (DocumentSubmitted,), concurrency=4,
         max_processing_s=300.0,
     ),
     ConsumerSpec("ingest", "ingest_index", "GYRE_INDEX", ("index.delete",), (DocumentDeletionRequested,)),
