@@ -133,7 +133,7 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         ServiceAccess(
             "feedback",
             publishes=(FeedbackRecorded.subject, FeedbackRejected.subject),
-            reads=("gyre_generations",),
+            reads=("gyre_generations", "gyre_tenants"),  # comments go through the tenant's personal-data policy
         ),
         ServiceAccess("improve", writes=("gyre_feedback_tallies",)),
         ServiceAccess(
