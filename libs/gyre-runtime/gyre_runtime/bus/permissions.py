@@ -9,7 +9,6 @@ API subjects each action needs, and everything not listed is refused by the serv
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from gyre_contracts import (
@@ -40,15 +39,13 @@ from gyre_contracts import (
     RetrieveRequest,
     TokenDelta,
 )
+from gyre_contracts.limits import TENANT_ID_RULE, is_tenant_id
 from gyre_runtime.bus.topology import BUCKETS, OBJECT_STORES, STREAMS, ConsumerSpec, consumers_of
 
 ADMIN = "admin"
 PUBLISHER_PREFIX = "publisher-"
 SERVICES = ("gateway", "ingest", "embed", "generate", "feedback", "improve", "evaluate", "monitor")
 
-# A tenant id goes into subjects (``gyre.ingest.submitted.<tenant>``) and identity names: one subject
-# token of plain characters, so no tenant can name a wildcard or another tenant's subject.
-TENANT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class IdentityError(ValueError):
@@ -268,10 +265,10 @@ def publisher_identity(tenant: str) -> str:
 
 
 def check_tenant_token(tenant: str) -> None:
-    if not TENANT_TOKEN.match(tenant):
-        raise IdentityError(
-            f"tenant {tenant!r} cannot be a subject token: use 1-64 letters, digits, '-' or '_'"
-        )
+    # The tenant goes into subjects (``gyre.ingest.submitted.<tenant>``) and identity names: one plain
+    # subject token (the contracts' TenantId), so no tenant can name a wildcard or another's subject.
+    if not (tenant and is_tenant_id(tenant)):
+        raise IdentityError(f"tenant {tenant!r} cannot be given a credential: use {TENANT_ID_RULE}")
 
 
 def publisher_permissions(tenant: str, naming: Naming | None = None) -> Permissions:
