@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +129,13 @@ def test_each_process_gets_its_own_nats_credential_and_no_other(model: dict[str,
     identities = {**{name: name for name in SERVICES}, "topology": "admin"}
     for name, identity in identities.items():
         service = model["services"][name]
-        assert service["secrets"] == [{"source": f"nats-{identity}", "target": "nats-credential.json"}], name
+        nats_secrets = [s for s in service["secrets"] if s["source"].startswith("nats-")]
+        assert nats_secrets == [{"source": f"nats-{identity}", "target": "nats-credential.json"}], name
         assert service["environment"]["GYRE_NATS_CREDENTIALS_FILE"] == "/run/secrets/nats-credential.json"
         assert Path(model["secrets"][f"nats-{identity}"]["file"]) == REPO / CREDENTIALS / f"{identity}.json"
     for name in ("qdrant", "prometheus", *NODES):
-        assert not any(s["source"] != "nats-auth" for s in model["services"][name].get("secrets", [])), name
+        secrets = model["services"][name].get("secrets", [])
+        assert not any(s["source"].startswith("nats-") and s["source"] != "nats-auth" for s in secrets), name
 
 
 def test_only_the_gateway_is_published_beyond_loopback_and_where_is_configurable() -> None:
@@ -194,3 +197,34 @@ def test_images_install_only_from_package_registries(dockerfile: str) -> None:
         if line.startswith("COPY"):
             assert (REPO / line.split()[1]).exists(), line
     assert any(line.startswith("FROM ") for line in instructions)
+
+
+def test_the_documented_credentials_command_writes_every_nats_secret_compose_mounts(
+    model: dict[str, Any], tmp_path: Path
+) -> None:
+    """Run the command the file's header gives; every NATS secret it names must then exist."""
+    header = COMPOSE_FILE.read_text()
+    command = re.search(r"gyre bus credentials init (--dir \S+ --auth-conf \S+)", header)
+    assert command is not None, "compose.yaml's header must give the credentials command with --auth-conf"
+    target = tmp_path / "repo"
+    args = command.group(1).split()
+    args = [str(target / a) if not a.startswith("--") else a for a in args]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "gyre"), "bus", "credentials", "init", *args],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+        env={**os.environ, "GYRE_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.returncode == 0, result.stderr
+    wanted = {name: spec["file"] for name, spec in model["secrets"].items() if name.startswith("nats-")}
+    missing = [name for name, path in wanted.items() if not (target / Path(path).relative_to(REPO)).is_file()]
+    assert missing == []
+
+
+def test_every_scraped_process_gets_the_metrics_token_prometheus_sends(model: dict[str, Any]) -> None:
+    prometheus = model["services"]["prometheus"]
+    assert {"source": "metrics-token", "target": "/etc/prometheus/metrics-token"}.items() <= (
+        prometheus["secrets"][0].items()
+    )
+    for name, service in gyre_services(model).items():
+        assert service["environment"]["GYRE_METRICS_TOKEN_FILE"] == "/run/secrets/metrics-token", name
+        assert any(s["source"] == "metrics-token" for s in service["secrets"]), name
