@@ -2,9 +2,11 @@
 
 Real nats-server, the gateway's own submit and delete functions, two ingest and two embed replicas
 (each its own connection and durable-consumer worker, as separate processes would be) with the real
-handlers, and a Qdrant Edge collection. Two things stand in for the default models, because the
-order of operations does not depend on them and they keep this suite free of the model build: a
-word-level tokenizer built in code, and an embedder that derives a vector from the text's hash.
+handlers (ingest reads documents in its real extraction worker processes), and a Qdrant Edge
+collection. Two things stand in for the default models, because the order of operations does not
+depend on them and they keep this suite free of the model build: a word-level tokenizer built in
+code (saved where the extraction workers load it), and an embedder that derives a vector from the
+text's hash.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gyre_embed.index_targets import IndexTarget
 from gyre_embed.reindex import ServingIndex
 from gyre_gateway.documents.serving import delete_document, register_and_publish
 from gyre_ingest.dedup_index import DedupIndex
+from gyre_ingest.extraction_pool import ExtractionPool, WorkerLimits
 from gyre_ingest.handlers import DeletionHandler, IngestHandler
 from gyre_ingest.pipeline import IngestConfig
 from gyre_runtime.bus.connection import Bus, connect
@@ -89,6 +92,7 @@ class Stack:
     gateway: Service
     replicas: list[Service] = field(default_factory=list)
     schedulers: list[EmbeddingScheduler] = field(default_factory=list)
+    pools: list[ExtractionPool] = field(default_factory=list)
 
     async def registry(self) -> DocumentRegistry:
         return DocumentRegistry(await self.bus.kv("gyre_documents"))
@@ -111,14 +115,19 @@ class Stack:
         )
         serving = ServingIndex(active=target)
         config = IngestConfig.from_settings(self.settings)
+        tokenizer_file = tmp_path / "word-tokenizer.json"
+        word_tokenizer().save(str(tokenizer_file))
         for _ in range(ingest):
             service = Service("ingest", self.settings)
+            pool = ExtractionPool(tokenizer_file, config, WorkerLimits(timeout_s=60.0), size=2)
+            await pool.start()
+            self.pools.append(pool)
 
-            async def wire_ingest(svc: Service) -> None:
+            async def wire_ingest(svc: Service, pool: ExtractionPool = pool) -> None:
                 dedup = DedupIndex(await svc.bus.kv("gyre_dedup"))
                 registry = DocumentRegistry(await svc.bus.kv("gyre_documents"))
                 policies = TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy())
-                svc.consume("ingest", IngestHandler(config, word_tokenizer(), registry, dedup, policies, svc.publisher))
+                svc.consume("ingest", IngestHandler(pool, registry, dedup, policies, svc.publisher))
                 svc.consume("ingest_index", DeletionHandler(dedup, registry, svc.bus))
 
             service.on_start(wire_ingest)
@@ -191,6 +200,8 @@ async def running_stack(nats_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
             await replica.stop()
         for scheduler in stack.schedulers:
             await scheduler.stop()
+        for pool in stack.pools:
+            await pool.close()
         await gateway.stop()
         await bus.close()
         await store.close()
