@@ -45,6 +45,11 @@ def stack() -> Iterator[LocalStack]:
         )
         with local:
             yield local
+        # Every process runs with its own least-privilege NATS user: a refused publish or subscribe is a
+        # gap in the permission table (gyre_runtime.bus.permissions) even when no test noticed it.
+        log = (local.log_dir / "nats-server.log").read_text(errors="replace")
+        violations = [line for line in log.splitlines() if "Permissions Violation" in line]
+        assert violations == [], "permission violations in the stack's nats-server log:\n" + "\n".join(violations[:20])
 
 
 @pytest.fixture(scope="session")

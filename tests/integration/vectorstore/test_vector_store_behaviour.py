@@ -255,6 +255,18 @@ async def test_metadata_filters_match_equal_values_and_any_of_a_list(store: Vect
     assert await matching({}) == {"en", "fr", "de"}
 
 
+async def test_metadata_keys_that_are_not_plain_names_can_be_filtered_on(store: VectorStore) -> None:
+    # Found by fuzzing the gateway: such a key made an invalid JSON path in the store, answered 502.
+    odd = {"Author Name": "ada", "dc:creator": "ada", "$ref": "x", "a/b": "y", "é": "z"}
+    await index(store, "odd", [("annual report", axis(0))], metadata=odd)
+    await index(store, "plain", [("annual report", axis(1))], metadata={"Author Name": "bob"})
+    for key, value in odd.items():
+        hits = await find(store, "report", axis(0), "dense", metadata_filter={key: value})
+        assert set(documents(hits)) == {"odd"}, key
+    with pytest.raises(InvalidSearch, match="double quote"):
+        await find(store, "report", axis(0), "dense", metadata_filter={'say "hi"': "x"})
+
+
 async def test_unanswerable_searches_are_refused_with_a_reason(store: VectorStore) -> None:
     sparse = ENCODER.encode_query("kafka")
     with pytest.raises(InvalidSearch, match="dense query vector"):

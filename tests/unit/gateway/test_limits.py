@@ -236,3 +236,16 @@ def test_a_4xx_body_keeps_the_clients_own_text_even_when_it_looks_like_an_addres
     error = ApiError(404, "no document 'http://example.com/page:8080' (for this API key's tenant)")
     message = json.loads(bytes(error_response(error).body))["error"]["message"]
     assert "http://example.com/page:8080" in message
+
+
+@pytest.mark.parametrize("key", ['say "hi"', "tab\there", "nul\x00"])
+def test_a_filter_key_no_vector_store_can_address_is_a_400_not_a_502(client: TestClient, key: str) -> None:
+    """Found by the gateway fuzzing: such a key made an invalid JSON path in the store (a 502)."""
+    error = error_of(client.post("/v1/search", json={"query": "q", "filter": {key: "x"}}))
+    assert error["param"] == "filter", error
+
+
+@pytest.mark.parametrize("key", ["Author Name", "dc:creator", "$ref", "é"])
+def test_a_filter_key_that_is_not_a_plain_name_passes_validation(client: TestClient, key: str) -> None:
+    response = client.post("/v1/search", json={"query": "q", "filter": {key: "x"}})
+    assert response.status_code == BUS_NOT_CONNECTED, response.text

@@ -157,6 +157,24 @@ def check_search(
         raise InvalidSearch("a sparse vector needs as many values as indices")
 
 
+def metadata_key_path(key: str) -> str:
+    """A metadata key as one step of a Qdrant JSON path: as it is when it is a plain name, else quoted.
+
+    Unquoted, a space, ``:``, ``/``, ``$`` ... make the path invalid (the store refused the search);
+    a key holding ``"`` or a control character cannot be quoted and is refused.
+    """
+    if _PLAIN_KEY.fullmatch(key):
+        return key
+    if '"' in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise InvalidSearch(
+            f"filter key {key!r}: a key with a double quote or a control character cannot be filtered on"
+        )
+    return f'"{key}"'
+
+
+_PLAIN_KEY = re.compile(r"[^\W]+(?:-[^\W]+)*")
+
+
 def metadata_conditions(metadata_filter: Mapping[str, Any] | None) -> list[tuple[str, FilterValue]]:
     """``(payload key, value)`` pairs for a metadata filter, checked: the same rules in every adapter.
 
@@ -168,7 +186,7 @@ def metadata_conditions(metadata_filter: Mapping[str, Any] | None) -> list[tuple
     for key, value in (metadata_filter or {}).items():
         if not isinstance(key, str) or not key:
             raise InvalidSearch(f"filter keys must be non-empty strings, got {key!r}")
-        path = f"{METADATA_FIELD}.{key}"
+        path = f"{METADATA_FIELD}.{metadata_key_path(key)}"
         if isinstance(value, str | int) and not isinstance(value, bool):
             conditions.append((path, value))
         elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):

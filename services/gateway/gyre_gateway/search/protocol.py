@@ -15,6 +15,7 @@ from gyre_contracts.limits import (
     TOP_K_MAX,
     metadata_problem,
 )
+from gyre_runtime.vectorstore.base import InvalidSearch, metadata_key_path
 
 # What the vector stores can match (gyre_runtime.vectorstore.base.metadata_conditions): a string or an
 # integer, or a non-empty list of strings or of integers (any of). No floats, no booleans: Qdrant Edge
@@ -50,6 +51,11 @@ class SearchRequest(BaseModel):
         problem = metadata_problem(value)  # the retrieve request carries it under the metadata limits
         if problem is not None:
             raise ValueError(problem)
+        for key in value:
+            try:
+                metadata_key_path(key)  # the vector stores' rule: a key they cannot address is a 400 here
+            except InvalidSearch as exc:
+                raise ValueError(str(exc)) from None
         return value
 
 
