@@ -73,9 +73,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         url = stack.gateway_url
         print(f"""
 Gyre is up.
-  gateway:  {url}   (OpenAPI: {url}/docs)
+  gateway:  {url}   (OpenAPI: {url}/openapi.json, with the key)
   API key:  {key}   (tenant "default", saved in {data_dir / 'api-key'})
-  monitor:  {stack.url_of('monitor')}/stats
+  monitor:  {stack.url_of('monitor')}/stats   (with the key: curl -H "Authorization: Bearer $KEY" ...)
+  NATS:     each process has its own credential in {stack.credentials_dir}; the operator's is admin.json
 
 Try:
   curl -s {url}/v1/chat/completions -H "Authorization: Bearer {key}" \\
