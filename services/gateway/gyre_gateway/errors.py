@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import nats.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -174,6 +175,17 @@ def install_error_handlers(app: FastAPI) -> None:
         # Every JSON decoder (json, msgspec, pydantic) recurses per level of nesting: none is an internal error.
         return error_response(too_deeply_nested())
 
+    async def on_bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A KV read or write the bus could not answer (a node lost, JetStream electing a leader):
+        # passing, not the gateway's fault, and the client can simply retry.
+        log.warning("bus_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+        return error_response(
+            ApiError(
+                503, f"the event bus did not answer ({type(exc).__name__}); retry shortly",
+                code="bus_unavailable", headers={"Retry-After": "1"},
+            )
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
         return error_response(ApiError(500, "internal error in the gateway; see its logs", code="internal_error"))
@@ -182,4 +194,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RecursionError, on_too_deep)
+    app.add_exception_handler(nats.errors.Error, on_bus_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -79,3 +79,24 @@ def test_an_unconnected_service_is_503() -> None:
     with pytest.raises(ApiError) as caught:
         connected(fake_service(ready=False))
     assert caught.value.status_code == 503 and caught.value.code == "bus_unavailable"
+
+
+@pytest.mark.parametrize("error", [nats.errors.TimeoutError(), nats.errors.NoRespondersError()])
+def test_a_registry_read_or_write_the_bus_cannot_answer_is_a_503_to_retry_not_a_500(error: Exception) -> None:
+    """Seen in the cluster chaos run: a KV write during a node loss answered 500 internal_error."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from gyre_gateway.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/v1/documents")
+    async def submit() -> None:
+        raise error  # what DocumentRegistry.update raises while JetStream has no leader
+
+    response = TestClient(app).post("/v1/documents")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "bus_unavailable"
