@@ -64,8 +64,10 @@ WATCH_ANSWER_JS = """() => {
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`just test` runs scripts/setup-test-browser.sh, "
-                    "which does it when run as root)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium "
+            "(`just test` runs scripts/setup-test-browser.sh, which does it when run as root)"
+        )
     return CHROMIUM
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from gyre_contracts.limits import TOP_K_MAX
 from gyre_runtime.vectorstore.base import DEFAULT_COLLECTION
 
 ENV_PREFIX = "GYRE_"
@@ -126,7 +127,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str, _doc("JSON object merged into every `openai` request body: non-standard fields such as `top_k`.")
     ] = ""
     openai_context_length: Annotated[int, _doc("Context window (tokens) of the `openai` backend's model.")] = 8192
-    retrieval_top_k: Annotated[int, _doc("Chunks retrieved for a chat completion.")] = 4
+    retrieval_top_k: Annotated[
+        int, msgspec.Meta(ge=1, le=TOP_K_MAX), _doc(f"Chunks retrieved for a chat completion (1 to {TOP_K_MAX}).")
+    ] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
     retrieval_min_score: Annotated[
         float,
@@ -254,7 +257,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_inbox_prefix: Annotated[
         str, _doc("Subject prefix of this process's replies; empty: `_INBOX_<user>`, the only inbox its user may read.")
     ] = ""
-    nats_tls_ca: Annotated[str, _doc("CA certificate (PEM) that signed the NATS servers' certificates: turns TLS on.")] = ""
+    nats_tls_ca: Annotated[
+        str, _doc("CA certificate (PEM) that signed the NATS servers' certificates: turns TLS on.")
+    ] = ""
     nats_tls_cert: Annotated[str, _doc("Client certificate (PEM) for servers that verify clients (mutual TLS).")] = ""
     nats_tls_key: Annotated[str, _doc("Private key (PEM) of GYRE_NATS_TLS_CERT.")] = ""
     declare_topology: Annotated[

@@ -22,3 +22,9 @@ def test_a_bad_value_names_the_setting() -> None:
 
 def test_the_settings_document_is_up_to_date() -> None:
     assert DOC.read_text() == render(), "docs/settings.md is stale: run `just docs`"
+
+
+def test_a_retrieval_top_k_no_retrieve_request_may_carry_is_refused_at_load() -> None:
+    # Past the events' limit every chat's retrieval would be dead-lettered by embed.
+    with pytest.raises(SettingsError, match="retrieval_top_k"):
+        load_settings({"GYRE_RETRIEVAL_TOP_K": "80"})
