@@ -46,6 +46,8 @@ import pytest_asyncio
 from gyre_cli.stack import SERVICES, LocalStack
 from gyre_contracts import DocumentAccepted, DocumentIndexed
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
+from gyre_runtime.bus.credentials import ADMIN, default_credentials_dir, ensure_stack_credentials, write_authorization
+from gyre_runtime.bus.permissions import Naming
 from gyre_runtime.bus.stored import stored_events
 from gyre_runtime.bus.topology import STREAMS
 from gyre_runtime.config import load_settings
@@ -71,18 +73,35 @@ STREAM_NAMES = [spec.name for spec in STREAMS]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[NatsCluster]:
-    with NatsCluster() as running:
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="gyre-cluster-chaos-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="module")
+def admin_urls(data_dir: Path, cluster: NatsCluster) -> str:
+    """The cluster's URLs with the admin credential: the bus refuses a connection without one."""
+    admin = ensure_stack_credentials(default_credentials_dir(data_dir))[ADMIN]
+    return ",".join(url.replace("nats://", f"nats://{admin.user}:{admin.password}@", 1) for url in cluster.urls)
+
+
+@pytest.fixture(scope="module")
+def cluster(data_dir: Path) -> Iterator[NatsCluster]:
+    """Three nodes with the users and permissions `gyre bus credentials init` renders: no anonymous access."""
+    credentials = default_credentials_dir(data_dir)
+    ensure_stack_credentials(credentials)
+    auth = write_authorization(credentials, data_dir / "nats-auth.conf", Naming())
+    with NatsCluster(include=auth) as running:
         yield running
 
 
-async def declare_topology(cluster: NatsCluster) -> None:
+async def declare_topology(admin_urls: str) -> None:
     """Streams, buckets and object stores, R3, declared once before the services start (an operator's step).
 
     Eight services declaring R3 streams at once on a fresh cluster can outlast JetStream's API timeout
     (5 s) on a loaded machine, and a service whose start failed does not try again; retried here.
     """
-    settings = load_settings({}, nats_url=",".join(cluster.urls), stream_replicas=3)
+    settings = load_settings({}, nats_url=admin_urls, stream_replicas=3)
     connection = await connect(settings, name="chaos-topology")
     try:
         for attempt in itertools.count(1):
@@ -98,36 +117,36 @@ async def declare_topology(cluster: NatsCluster) -> None:
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def stack(cluster: NatsCluster) -> AsyncIterator[LocalStack]:
-    """The seven Gyre processes against the cluster; started in a thread so the event loop keeps running."""
-    with tempfile.TemporaryDirectory(prefix="gyre-cluster-chaos-") as data_dir:
-        local = LocalStack(
-            data_dir=Path(data_dir),
-            model_dir=model_dir(),
-            ports={name: free_port() for name in SERVICES},
-            extra_env={
-                "GYRE_API_KEYS": f"{KEY}:chaos",
-                "GYRE_ONNX_THREADS": "2",
-                "GYRE_FIRST_TOKEN_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
-                "GYRE_REQUEST_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
-                "GYRE_RATE_LIMIT_PER_MINUTE": "0",  # the test polls every document's status
-            },
-            external_nats_urls=tuple(cluster.urls),
-            stream_replicas=3,
-        )
-        try:
-            await declare_topology(cluster)
-            await asyncio.to_thread(local.start)
-            await asyncio.to_thread(cluster.wait_stream_leaders, STREAM_NAMES)
-            yield local
-        finally:
-            await asyncio.to_thread(local.stop)
+async def stack(cluster: NatsCluster, data_dir: Path, admin_urls: str) -> AsyncIterator[LocalStack]:
+    """The Gyre processes against the cluster, each with its own credential; started in a thread so the
+    event loop keeps running."""
+    local = LocalStack(
+        data_dir=data_dir,
+        model_dir=model_dir(),
+        ports={name: free_port() for name in SERVICES},
+        extra_env={
+            "GYRE_API_KEYS": f"{KEY}:chaos",
+            "GYRE_ONNX_THREADS": "2",
+            "GYRE_FIRST_TOKEN_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
+            "GYRE_REQUEST_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
+            "GYRE_RATE_LIMIT_PER_MINUTE": "0",  # the test polls every document's status
+        },
+        external_nats_urls=tuple(cluster.urls),
+        stream_replicas=3,
+    )
+    try:
+        await declare_topology(admin_urls)
+        await asyncio.to_thread(local.start)
+        await asyncio.to_thread(cluster.wait_stream_leaders, STREAM_NAMES)
+        yield local
+    finally:
+        await asyncio.to_thread(local.stop)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def bus(cluster: NatsCluster, stack: LocalStack) -> AsyncIterator[Bus]:
+async def bus(admin_urls: str, stack: LocalStack) -> AsyncIterator[Bus]:
     """The test's own connection to all three nodes (it reconnects through the node losses)."""
-    connection = await connect(load_settings({}, nats_url=",".join(cluster.urls), stream_replicas=3), name="chaos")
+    connection = await connect(load_settings({}, nats_url=admin_urls, stream_replicas=3), name="chaos")
     yield connection
     await connection.close()
 
@@ -585,3 +604,14 @@ async def test_a_rolling_restart_of_every_node_loses_and_doubles_nothing(
     summary = await run_phase("rolling restart", docs, stack, bus, client, restart_each_node)
     assert len(summary["disruptions"]) == len(cluster.nodes)
     assert all(d["at_stop"]["indexed_chunks"] < summary["chunks"] for d in summary["disruptions"])
+
+
+def test_no_process_was_refused_anything_by_the_permission_table(cluster: NatsCluster, stack: LocalStack) -> None:
+    """Runs last: through both phases every service worked with its own least-privilege user."""
+    violations = [
+        f"{node.name}: {line}"
+        for node in cluster.nodes
+        for line in node.log_path.read_text(errors="replace").splitlines()
+        if "Permissions Violation" in line
+    ]
+    assert violations == []

@@ -86,7 +86,9 @@ def node_config(node: ClusterNode, peers: list[ClusterNode], *, cluster_name: st
         "}",
     ]
     if include is not None:
-        lines.append(f'include "{include}"')
+        # nats-server resolves an include relative to the including file, even an absolute path:
+        # the file is copied beside the node's config (start() does) and included by its name.
+        lines.append(f'include "{include.name}"')
     return "\n".join(lines) + "\n"
 
 
@@ -161,6 +163,8 @@ class NatsCluster:
             for node in self.nodes:
                 node.port, node.monitor_port, node.cluster_port = next(ports), next(ports), next(ports)
                 node.root.mkdir(parents=True, exist_ok=True)
+                if self.include is not None:
+                    shutil.copyfile(self.include, node.config_path.parent / self.include.name)
                 node.config_path.write_text(
                     node_config(node, self.nodes, cluster_name=self.cluster_name, include=self.include)
                 )
