@@ -81,3 +81,14 @@ def test_the_rendered_block_has_hashes_only_and_no_anonymous_user() -> None:
     assert "no_auth_user" not in rendered
     with pytest.raises(IdentityError):
         render_authorization({})
+
+
+def test_a_credential_in_the_url_is_sent_as_options_so_discovered_cluster_nodes_get_it_too() -> None:
+    """A cluster announces its other nodes without credentials; a reconnect to one must still log in."""
+    from gyre_runtime.bus.connection import connect_options
+    from gyre_runtime.config import load_settings
+
+    settings = load_settings({}, nats_url="nats://admin:s3cret@127.0.0.1:4222,nats://127.0.0.1:4223")
+    options = connect_options(settings)
+    assert options["servers"] == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+    assert (options["user"], options["password"]) == ("admin", "s3cret")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -123,6 +123,12 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         # nats-py prefers credentials in the URL: the file's must be the only ones.
         options["servers"] = [without_credentials(url) for url in servers]
         options["user"], options["password"] = credential.user, credential.password
+    elif user:
+        # As options, not only in the URLs: a cluster announces its other nodes without them, and a
+        # reconnect to such a node would present no credential (Authorization Violation).
+        parts = next(urlsplit(url) for url in servers if urlsplit(url).username)
+        options["servers"] = [without_credentials(url) for url in servers]
+        options["user"], options["password"] = unquote(parts.username or ""), unquote(parts.password or "")
     prefix = settings.nats_inbox_prefix or (inbox_prefix(user) if user else "")
     if prefix:
         options["inbox_prefix"] = prefix
