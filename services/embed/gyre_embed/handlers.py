@@ -117,7 +117,7 @@ class EmbedHandlers:
         async with active.use():
             await active.store.delete_document(event.tenant, event.document_id, up_to_version=up_to or None)
         if build is not None:
-            await build.delete_live(event.tenant, event.document_id)
+            await build.delete_live(event.tenant, event.document_id, up_to or None)
         await self.publisher.publish(
             DocumentDeleted(tenant=event.tenant, document_id=event.document_id),
             event_id=derived_id("deleted", ctx.event_id),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,20 +111,21 @@ Write = Callable[[], Awaitable[None]]
 class RebuildLedger:
     """What the collection being built holds, per document, while live events and the replay both write to it.
 
-    Higher versions win whichever path writes them; a live delete wins over any replayed version (a
-    later live write, of a resubmission, clears it). Writes of one document are serialised.
+    Higher versions win whichever path writes them; a live delete wins over every version it covers
+    (those sent before it), replayed or live, and never removes a version sent after it. Writes of one
+    document are serialised.
     """
 
     def __init__(self, stripes: int = 64) -> None:
         self._held: dict[DocumentKey, tuple[int, int]] = {}  # version, points
-        self._deleted: set[DocumentKey] = set()
+        self._deleted: dict[DocumentKey, int] = {}  # the last version a live delete covered
         self._locks = [asyncio.Lock() for _ in range(stripes)]
 
     def _lock(self, key: DocumentKey) -> asyncio.Lock:
         return self._locks[hash(key) % len(self._locks)]
 
     def wants_replay(self, key: DocumentKey, version: int) -> bool:
-        if key in self._deleted:
+        if version <= self._deleted.get(key, 0):
             return False
         held = self._held.get(key)
         return held is None or held[0] < version
@@ -141,16 +143,19 @@ class RebuildLedger:
             held = self._held.get(key)
             if held is not None and held[0] > version:
                 return False  # an older version handled late: the newer one stays
+            if version <= self._deleted.get(key, 0):
+                return False  # a version a deletion covered, handled late: it stays deleted
             await write()
-            self._deleted.discard(key)
             self._held[key] = (version, points)
             return True
 
-    async def delete_live(self, key: DocumentKey, delete: Write) -> None:
+    async def delete_live(self, key: DocumentKey, up_to_version: int, delete: Write) -> None:
         async with self._lock(key):
             await delete()
-            self._held.pop(key, None)
-            self._deleted.add(key)
+            held = self._held.get(key)
+            if held is not None and held[0] <= up_to_version:
+                del self._held[key]
+            self._deleted[key] = max(self._deleted.get(key, 0), up_to_version)
 
     def holds(self, key: DocumentKey) -> bool:
         """The document is in the collection, or was deleted while it was built."""
@@ -206,12 +211,15 @@ class CollectionBuild:
             count, write = await self._points_written(event, texts, sparse, vectors)
             await self.ledger.write_live((event.tenant, event.document_id), event.version, count, write)
 
-    async def delete_live(self, tenant: str, document_id: str) -> None:
+    async def delete_live(self, tenant: str, document_id: str, up_to_version: int | None) -> None:
+        """A deletion of the versions up to ``up_to_version`` (None: every version) in the collection being built."""
         if self.target.closed:
             return
+        covered = up_to_version if up_to_version is not None else sys.maxsize
         async with self.target.use():
             await self.ledger.delete_live(
-                (tenant, document_id), lambda: self.target.store.delete_document(tenant, document_id)
+                (tenant, document_id), covered,
+                lambda: self.target.store.delete_document(tenant, document_id, up_to_version=up_to_version),
             )
 
     async def replay(self, event: ChunksReady) -> bool:

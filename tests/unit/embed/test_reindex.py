@@ -112,13 +112,23 @@ async def test_a_newer_live_version_replaces_a_replayed_one_and_a_late_older_liv
     assert writes.log == ["replay v1", "live v2"] and ledger.held() == {key: 2} and ledger.points == 4
 
 
-async def test_a_live_delete_wins_over_any_replay_until_the_document_is_resubmitted() -> None:
+async def test_a_live_delete_wins_over_every_version_it_covers_and_a_later_version_still_comes_in() -> None:
     ledger, writes, key = RebuildLedger(), Writes(), ("t", "d")
     await ledger.write_replayed(key, 1, 3, writes.of("replay v1"))
-    await ledger.delete_live(key, writes.of("delete"))
-    assert not ledger.wants_replay(key, 5) and ledger.holds(key) and ledger.documents == 0
+    await ledger.delete_live(key, 1, writes.of("delete up to v1"))
+    assert not ledger.wants_replay(key, 1) and ledger.holds(key) and ledger.documents == 0
+    assert not await ledger.write_live(key, 1, 3, writes.of("late live v1"))
     assert await ledger.write_live(key, 2, 2, writes.of("live v2"))
-    assert ledger.held() == {key: 2} and writes.log == ["replay v1", "delete", "live v2"]
+    assert ledger.held() == {key: 2} and writes.log == ["replay v1", "delete up to v1", "live v2"]
+
+
+async def test_a_late_delete_during_a_rebuild_never_removes_a_version_sent_after_it() -> None:
+    # The deletion covered v1; v2 (sent after it) was written live first and must stay.
+    ledger, writes, key = RebuildLedger(), Writes(), ("t", "d")
+    assert await ledger.write_live(key, 2, 4, writes.of("live v2"))
+    await ledger.delete_live(key, 1, writes.of("delete up to v1"))
+    assert ledger.held() == {key: 2} and ledger.points == 4
+    assert ledger.wants_replay(key, 3) and not ledger.wants_replay(key, 1)
 
 
 async def test_nothing_is_written_while_the_ledger_is_frozen() -> None:
