@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.nats_cluster import NatsCluster
 
 from gyre_contracts import DocumentSubmitted, decode_event, utc_now
-from gyre_runtime.bus.connection import Bus, connect, ensure_topology
+from gyre_runtime.bus.connection import Bus, connect, ensure_stream
 from gyre_runtime.bus.publisher import Publisher
+from gyre_runtime.bus.topology import STREAMS
 from gyre_runtime.config import load_settings
 
 EVENTS = 200
@@ -51,6 +52,20 @@ async def publish_until_stored(publisher: Publisher, index: int) -> None:
     raise AssertionError(f"event {index} was never acknowledged")
 
 
+async def declare_ingest_stream(bus: Bus) -> None:
+    """The one stream these tests use, R3. A fresh cluster on a loaded machine can outlast JetStream's
+    API timeout while it places the stream's replicas: tried again, as an operator's step would be."""
+    spec = next(s for s in STREAMS if s.name == "GYRE_INGEST")
+    for attempt in range(1, 13):
+        try:
+            await ensure_stream(bus, spec)
+            return
+        except (nats.errors.Error, TimeoutError):
+            if attempt == 12:
+                raise
+            await asyncio.sleep(1.0)
+
+
 async def stored_document_ids(bus: Bus) -> list[str]:
     """The document id of every message GYRE_INGEST holds (an ordered consumer reads exactly that many)."""
     total = (await bus.js.stream_info("GYRE_INGEST")).state.messages
@@ -70,7 +85,7 @@ async def test_killing_the_stream_leader_loses_and_doubles_no_acknowledged_event
     settings = load_settings({}, nats_url=",".join(cluster.urls), stream_replicas=3)
     bus: Bus = await connect(settings, name="gyre-cluster-test")
     try:
-        await ensure_topology(bus)
+        await declare_ingest_stream(bus)
         publisher = Publisher(bus, "test")
         assert (await bus.js.stream_info("GYRE_INGEST")).config.num_replicas == 3
         leader = cluster.wait_stream_leaders(["GYRE_INGEST"])["GYRE_INGEST"]
@@ -97,7 +112,7 @@ async def test_a_restarted_node_catches_up_on_what_it_missed(cluster: NatsCluste
     settings = load_settings({}, nats_url=",".join(cluster.urls), stream_replicas=3)
     bus = await connect(settings, name="gyre-cluster-test")
     try:
-        await ensure_topology(bus)
+        await declare_ingest_stream(bus)
         publisher = Publisher(bus, "test")
         leader = cluster.wait_stream_leaders(["GYRE_INGEST"])["GYRE_INGEST"]
         follower = next(n.name for n in cluster.nodes if n.name != leader)

@@ -101,6 +101,18 @@ def address_space_bytes() -> int:
 
 
 def peak_resident_bytes() -> int:
+    """This process's peak resident set since it started its program.
+
+    On Linux from /proc (VmHWM, which starts again at exec): ``ru_maxrss`` of a process forked from a
+    large one (a service, a test runner) keeps the parent's size at the fork, whatever the worker uses.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # bytes on macOS, KiB on Linux
 
