@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import cast
 
 import msgspec
 
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.config import load_settings
-from gyre_runtime.state.tenants import DuplicatePolicy, PiiPolicy, TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
 
 
 def default_policy() -> TenantPolicy:
-    settings = load_settings()
-    return TenantPolicy(
-        pii=cast(PiiPolicy, settings.pii_policy),
-        duplicates=cast(DuplicatePolicy, settings.duplicate_policy),
-        near_duplicate_threshold=settings.near_duplicate_threshold,
-    )
+    return TenantPolicy.from_settings(load_settings())
 
 
 async def _run(args: argparse.Namespace) -> TenantPolicy:

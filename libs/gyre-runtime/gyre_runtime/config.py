@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from gyre_contracts.limits import TOP_K_MAX
+from gyre_runtime.guardrails.pii import PiiPolicy
 from gyre_runtime.vectorstore.base import DEFAULT_COLLECTION
 
 ENV_PREFIX = "GYRE_"
@@ -24,6 +25,12 @@ DEFAULT_PORTS: dict[str, int] = {
     "monitor": 8096,
     "evaluate": 8097,
 }
+
+
+# Settings with fixed choices: a value outside them is refused when the settings load, in every process.
+ChunkStrategy = Literal["structure", "tokens"]
+DuplicatePolicy = Literal["reject", "keep"]
+GenerationBackend = Literal["onnx", "triton", "openai"]
 
 
 def _doc(text: str) -> Any:
@@ -79,7 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, _doc("ONNX Runtime intra-op threads per model; 0 means one per CPU core of this machine.")
     ] = 0
     chunk_strategy: Annotated[
-        str, _doc("`structure` (headings, paragraphs, sentences, pages) or `tokens` (plain token windows).")
+        ChunkStrategy, _doc("`structure` (headings, paragraphs, sentences, pages) or `tokens` (plain token windows).")
     ] = "structure"
     chunk_tokens: Annotated[int, _doc("Chunk size in embedding-model tokens.")] = 200
     chunk_overlap: Annotated[int, _doc("Tokens shared by consecutive chunks.")] = 40
@@ -100,9 +107,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _doc("How long the embed service waits for a batch to fill across messages.")
     ] = 10.0
     pii_policy: Annotated[
-        str, _doc("Personal data in documents: redact, reject or allow (per-tenant override: `gyre tenants`).")
+        PiiPolicy, _doc("Personal data in documents: redact, reject or allow (per-tenant override: `gyre tenants`).")
     ] = "redact"
-    duplicate_policy: Annotated[str, _doc("Duplicate documents within a tenant: reject or keep.")] = "reject"
+    duplicate_policy: Annotated[
+        DuplicatePolicy, _doc("Duplicate documents within a tenant: reject or keep.")
+    ] = "reject"
     near_duplicate_threshold: Annotated[
         float, _doc("Estimated Jaccard similarity (MinHash) at or above which a document is a near-duplicate.")
     ] = 0.9
@@ -114,7 +123,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str, _doc("Collection serving search; `gyre reindex` builds a new one and switches to it.")
     ] = DEFAULT_COLLECTION
     generation_backend: Annotated[
-        str, _doc("Who runs the language model: `onnx` (in-process), `triton` or `openai` (any compatible server).")
+        GenerationBackend,
+        _doc("Who runs the language model: `onnx` (in-process), `triton` or `openai` (any compatible server)."),
     ] = "onnx"
     triton_url: Annotated[str, _doc("Triton gRPC address (`host:8001`) for the `triton` backend.")] = ""
     triton_model: Annotated[str, _doc("Model name in the Triton repository.")] = "gyre_llm"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from gyre_feedback.handlers import FeedbackHandler
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
-from gyre_runtime.state.tenants import PiiPolicy, TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
 
 
 def create_app(settings: Settings) -> Any:
@@ -17,8 +17,7 @@ def create_app(settings: Settings) -> Any:
     @service.on_start
     async def wire(svc: Service) -> None:
         generations = GenerationStore(await svc.bus.kv("gyre_generations"))
-        default = TenantPolicy(pii=cast(PiiPolicy, settings.pii_policy))
-        policies = TenantPolicies(await svc.bus.kv("gyre_tenants"), default)
+        policies = TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy.from_settings(settings))
         svc.consume("feedback", FeedbackHandler(generations, svc.publisher, policies))
 
     return service.asgi()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -22,7 +22,7 @@ from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
 from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, PromptRegistry
-from gyre_runtime.state.tenants import DuplicatePolicy, PiiPolicy, TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
 
 log = get_logger()
 
@@ -31,14 +31,6 @@ DURABLE = "generate"
 
 def generate_consumer() -> ConsumerSpec:
     return next(spec for spec in consumers_of("generate") if spec.durable == DURABLE)
-
-
-def default_tenant_policy(settings: Settings) -> TenantPolicy:
-    return TenantPolicy(
-        pii=cast(PiiPolicy, settings.pii_policy),
-        duplicates=cast(DuplicatePolicy, settings.duplicate_policy),
-        near_duplicate_threshold=settings.near_duplicate_threshold,
-    )
 
 
 def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator] = open_generator) -> Any:
@@ -59,7 +51,7 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
             publisher=svc.publisher,
             generations=GenerationStore(await svc.bus.kv("gyre_generations")),
             prompts=prompts,
-            tenants=TenantPolicies(await svc.bus.kv("gyre_tenants"), default_tenant_policy(settings)),
+            tenants=TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy.from_settings(settings)),
             retriever=Retriever(svc.publisher, timeout_s=settings.request_timeout_s),
             running=running,
             prompt_name=settings.prompt_name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from gyre_ingest.dedup_index import DedupIndex
 from gyre_ingest.extraction_pool import ExtractionPool, WorkerLimits
@@ -13,7 +13,7 @@ from gyre_runtime.bus.topology import consumers_of
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.documents import DocumentRegistry
-from gyre_runtime.state.tenants import DuplicatePolicy, PiiPolicy, TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
 
 
 def tokenizer_path(settings: Settings) -> Path:
@@ -38,14 +38,6 @@ def extraction_limits(settings: Settings) -> tuple[WorkerLimits, int]:
     return limits, settings.extraction_workers or consumer.concurrency
 
 
-def default_policy(settings: Settings) -> TenantPolicy:
-    return TenantPolicy(
-        pii=cast(PiiPolicy, settings.pii_policy),
-        duplicates=cast(DuplicatePolicy, settings.duplicate_policy),
-        near_duplicate_threshold=settings.near_duplicate_threshold,
-    )
-
-
 def create_app(settings: Settings) -> Any:
     service = Service("ingest", settings)
     config = IngestConfig.from_settings(settings)  # invalid settings fail at start, loudly
@@ -61,7 +53,7 @@ def create_app(settings: Settings) -> Any:
             extraction=pool,
             registry=DocumentRegistry(await svc.bus.kv("gyre_documents")),
             dedup=dedup,
-            policies=TenantPolicies(await svc.bus.kv("gyre_tenants"), default_policy(settings)),
+            policies=TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy.from_settings(settings)),
             publisher=svc.publisher,
         )
         svc.consume("ingest", handler)

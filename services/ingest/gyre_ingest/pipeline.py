@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal
 
 from gyre_contracts import Chunk, DocumentSubmitted, Rejection
 from gyre_ingest.chunking import Tokenizer
@@ -51,7 +51,7 @@ class IngestConfig:
                 max_repeated_line_ratio=settings.quality_max_repeated_line_ratio,
             ),
             chunking=ChunkingConfig(
-                strategy=cast(Literal["structure", "tokens"], settings.chunk_strategy),
+                strategy=settings.chunk_strategy,
                 size=settings.chunk_tokens,
                 overlap=settings.chunk_overlap,
             ),

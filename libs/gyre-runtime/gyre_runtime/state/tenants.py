@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from gyre_runtime.config import DuplicatePolicy, Settings
+from gyre_runtime.guardrails.pii import PiiPolicy
 from gyre_runtime.state.keys import encode_key_part
 
-PiiPolicy = Literal["redact", "reject", "allow"]
-DuplicatePolicy = Literal["reject", "keep"]
+__all__ = ["DuplicatePolicy", "PiiPolicy", "TenantPolicies", "TenantPolicy"]
 
 
 class TenantPolicy(msgspec.Struct, frozen=True, kw_only=True):
     pii: PiiPolicy = "redact"
     duplicates: DuplicatePolicy = "reject"
     near_duplicate_threshold: float = 0.9
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TenantPolicy:
+        """The default for tenants without a policy of their own (GYRE_PII_POLICY, GYRE_DUPLICATE_POLICY, ...)."""
+        return cls(
+            pii=settings.pii_policy,
+            duplicates=settings.duplicate_policy,
+            near_duplicate_threshold=settings.near_duplicate_threshold,
+        )
 
 
 _decoder = msgspec.json.Decoder(TenantPolicy)
