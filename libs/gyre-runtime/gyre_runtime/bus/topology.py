@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gyre_contracts import (
     ChunksReady,
@@ -45,7 +45,6 @@ class ConsumerSpec:
     # Longest a handler may run on one message: then it is cancelled, its heartbeat stops, the message
     # is naked (dead-lettered `processing_timeout` on its last delivery) and the slot is free again.
     max_processing_s: float = 300.0
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 STREAMS: tuple[StreamSpec, ...] = (
