@@ -35,10 +35,13 @@ BASELINE = GATE_DIR / "baseline.json"
 TENANT = "gate"
 SET_NAME = "gate"
 # Metrics the gate holds, with how much worse than the baseline they may get (absolute units).
-# Greedy decoding makes a run repeatable on one machine; the tolerance absorbs an answer or two
-# changing with the CPU's floating point (another machine, another thread count).
+# Greedy decoding does not make a run repeatable: three runs on one stack (evaluation concurrency 1,
+# 2026-12-02) gave must_include 0.78, 0.72, 0.72, and across eleven runs 0.67-0.83 (18 answerable
+# items: up to 3 answers change; which answer path an item takes still varies from run to run, a
+# cause not yet found). The tolerance absorbs that, and an answer or two changing with the CPU's
+# floating point (another machine, another thread count).
 TOLERANCES: dict[str, float] = {
-    "must_include": 0.10,
+    "must_include": 0.17,
     "grounded_sentences": 0.10,
     "unanswerable_refused": 0.17,
     "answerable_refused": 0.10,

@@ -169,8 +169,12 @@ class EmbeddingScheduler:
         max_wait_s: float = 0.01,
         quantum: int | None = None,
         max_waiting_per_tenant: int = 1024,
+        embed_queries: EmbedFn | None = None,
     ) -> None:
         self._embed = embed
+        # Query calls may use another function: one whose vectors do not depend on the batch
+        # (OnnxEmbedder.embed_each), so a search gives the same hits whoever else searches meanwhile.
+        self._embed_queries = embed_queries or embed
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         # A quarter of a call per turn: a call mixes up to four tenants, and a tenant's query that
@@ -245,6 +249,9 @@ class EmbeddingScheduler:
             if self._queries:
                 batch = self._queries.take(self.max_batch)
                 self.stats.query_calls += 1
+                if batch:
+                    await self._call_model(batch, self._embed_queries)
+                continue
             else:
                 # Let a bulk batch fill up a little, unless a query arrives meanwhile.
                 deadline = time.monotonic() + self.max_wait_s
@@ -260,14 +267,14 @@ class EmbeddingScheduler:
                 batch = self._bulk.take(self.max_batch)
             if not batch:
                 continue
-            await self._call_model(batch)
+            await self._call_model(batch, self._embed)
 
-    async def _call_model(self, batch: list[Slice]) -> None:
+    async def _call_model(self, batch: list[Slice], embed: EmbedFn) -> None:
         texts = [t for request, start, end in batch for t in request.texts[start:end]]
         self._in_flight = [request for request, _, _ in batch]
         started = time.perf_counter()
         try:
-            vectors = await asyncio.to_thread(self._embed, texts)
+            vectors = await asyncio.to_thread(embed, texts)
         except Exception as exc:  # the callers' handlers decide (nak and retry)
             for request, _, _ in batch:
                 if not request.future.done():

@@ -154,7 +154,7 @@ class LocalTargets:
         )
         scheduler = EmbeddingScheduler(
             embedder.embed, max_batch=settings.embed_batch_size, max_wait_s=settings.embed_max_wait_ms / 1000,
-            max_waiting_per_tenant=settings.embed_tenant_queue_inputs,
+            max_waiting_per_tenant=settings.embed_tenant_queue_inputs, embed_queries=embedder.embed_each,
         )
         return embedder, scheduler
 

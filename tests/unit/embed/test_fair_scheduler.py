@@ -182,3 +182,25 @@ async def test_stopping_fails_every_waiting_request() -> None:
     await scheduler.stop()
     outcome = await asyncio.wait_for(asyncio.gather(running, waiting, return_exceptions=True), WAIT_S)
     assert [str(o) for o in outcome] == ["embedding scheduler stopped"] * 2  # none is left waiting for ever
+
+
+async def test_query_calls_use_the_query_function_and_bulk_calls_the_batch_one() -> None:
+    """Queries go to a function whose vectors do not depend on the batch (the int8 model's do)."""
+    used: list[str] = []
+
+    def batch_fn(texts: list[str]) -> list[list[float]]:
+        used.append("batch")
+        return [[1.0] for _ in texts]
+
+    def each_fn(texts: list[str]) -> list[list[float]]:
+        used.append("each")
+        return [[2.0] for _ in texts]
+
+    scheduler = EmbeddingScheduler(batch_fn, max_batch=8, max_wait_s=0.0, embed_queries=each_fn)
+    try:
+        assert await scheduler.embed_query(["q"], tenant="t") == [[2.0]]
+        assert await scheduler.embed_bulk(["c1", "c2"], tenant="t") == [[1.0], [1.0]]
+        assert await scheduler.embed_request(["e"], tenant="t") == [[2.0]]
+    finally:
+        await scheduler.stop()
+    assert used == ["each", "batch", "each"]

@@ -321,3 +321,18 @@ def msgspec_replace(params, **changes):
     import msgspec
 
     return msgspec.structs.replace(params, **changes)
+
+
+def test_a_query_vector_from_embed_each_does_not_depend_on_what_it_is_sent_with(embedder) -> None:
+    """The int8 model quantises activations per call: batched, a text's vector shifts with its neighbours.
+
+    That made concurrent searches (batched together) retrieve differently from one run to the next.
+    """
+    query = "What does os.getcwd() return?"
+    others = ["What does os.listdir() return?", "Which exception is raised for a bad value? " * 4]
+    alone = embedder.embed([query])[0]
+    batched = embedder.embed([query, *others])[0]
+    assert float(np.abs(alone - batched).max()) > 1e-3  # the effect embed_each exists for
+    each = embedder.embed_each([query, *others])
+    assert np.array_equal(each[0], alone)
+    assert np.array_equal(each[1], embedder.embed([others[0]])[0])

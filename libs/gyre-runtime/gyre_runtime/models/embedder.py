@@ -103,6 +103,18 @@ class OnnxEmbedder:
     def providers(self) -> list[str]:
         return list(self.session.get_providers())
 
+    def embed_each(self, texts: Sequence[str]) -> np.ndarray:
+        """As :meth:`embed`, each text in a model call of its own: its vector does not depend on the others.
+
+        The int8 model quantises activations per call (dynamic quantisation: one scale for the whole
+        batch), so a text's vector shifts with what it is batched with (cosine ~0.99). Queries are
+        embedded this way: a search's results must not depend on which other searches ran at the same time.
+        """
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = self.embed([text])[0]
+        return out
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """float32 (len(texts), dimension), L2-normalised; each text truncated to max_tokens."""
         if isinstance(texts, str):
