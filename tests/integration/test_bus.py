@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -24,14 +23,14 @@ from nats.js.api import ConsumerInfo
 from nats.js.errors import ServiceUnavailableError
 from support.nats_server import NatsServer
 
-from gyre_contracts import DeadLetter, DocumentSubmitted, decode_event
+from gyre_contracts import DocumentSubmitted, decode_event
 from gyre_runtime.bus import topology
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
 from gyre_runtime.bus.consumer import Handler, MessageContext, PermanentError
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
-from gyre_runtime.service import Service
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+from tests.support.services import consumer_info, read_dead_letters, running_ingest
 
 REPLICA_SCRIPT = Path(__file__).with_name("replica.py")
 INGEST_STREAM = "GYRE_INGEST"
@@ -55,23 +54,6 @@ def use_ingest_consumer(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None
     )
 
 
-@contextlib.asynccontextmanager
-async def running_ingest(settings: Settings, handler: Handler) -> AsyncIterator[Service]:
-    """The ingest Service shell in this process (no HTTP), consuming with ``handler``."""
-    service = Service("ingest", settings)
-    service.consume("ingest", handler)
-    await asyncio.wait_for(service.start(), WAIT_S)
-    try:
-        yield service
-    finally:
-        await asyncio.wait_for(service.stop(), WAIT_S)
-
-
-async def consumer_info(bus: Bus) -> ConsumerInfo:
-    info: ConsumerInfo = await bus.js.consumer_info(bus.stream_name(INGEST_STREAM), "ingest")
-    return info
-
-
 async def wait_consumer_drained(bus: Bus, acked_through: int) -> ConsumerInfo:
     """Poll (bounded) until every message up to stream seq ``acked_through`` is acked or terminated."""
     info = await consumer_info(bus)
@@ -90,19 +72,6 @@ async def wait_consumer_drained(bus: Bus, acked_through: int) -> ConsumerInfo:
 async def stream_messages(bus: Bus, spec_name: str) -> int:
     info = await bus.js.stream_info(bus.stream_name(spec_name))
     return int(info.state.messages)
-
-
-async def read_dead_letters(bus: Bus, count: int) -> list[DeadLetter]:
-    """The first ``count`` dead letters of the ingest service, read from the DLQ stream."""
-    sub = await bus.js.subscribe(bus.subject("dlq.ingest"), stream=bus.stream_name(DLQ_STREAM), ordered_consumer=True)
-    letters: list[DeadLetter] = []
-    try:
-        while len(letters) < count:
-            msg = await sub.next_msg(timeout=WAIT_S)
-            letters.append(decode_event(msg.data, DeadLetter, dict(msg.headers or {})))
-    finally:
-        await sub.unsubscribe()
-    return letters
 
 
 @dataclasses.dataclass(frozen=True)

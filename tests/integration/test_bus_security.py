@@ -20,7 +20,6 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from starlette.applications import Starlette
 
 from gyre_cli.stack import LocalStack
 from gyre_contracts import (
@@ -37,11 +36,10 @@ from gyre_runtime.bus import credentials as bus_credentials
 from gyre_runtime.bus.connection import Bus, connect, connect_options, declare_topology
 from gyre_runtime.bus.permissions import ADMIN, SERVICES, inbox_prefix, publisher_identity
 from gyre_runtime.config import Settings, load_settings
-from gyre_runtime.service import Service
 from gyre_runtime.state.api_keys import ApiKeyStore
 from tests.support.nats_server import NatsServer
+from tests.support.services import model_store, running_app
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 30.0  # upper bound of any single wait for something that must happen
 REFUSED_S = 1.0  # how long a request the server refused is left to (not) be answered
 
@@ -222,10 +220,10 @@ async def test_a_publisher_cannot_subscribe_to_anything_but_its_own_replies(secu
 
 async def test_ingest_dead_letters_a_submission_whose_tenant_is_not_its_subjects(secured: Secured) -> None:
     """The publisher of tenant-a may only use tenant-a's subject; a body that names tenant-b there is refused."""
-    settings = secured.settings("ingest", model_dir=model_dir())
+    settings = secured.settings("ingest", model_dir=model_store())
     dead_letters = await secured.admin.nc.subscribe(secured.admin.subject("dlq.ingest"))
     accepted = await secured.admin.nc.subscribe(secured.admin.subject("ingest.accepted"))
-    async with running(create_ingest(settings)), client_of(secured, publisher_identity("tenant-a")) as publisher:
+    async with running_app(create_ingest(settings)), client_of(secured, publisher_identity("tenant-a")) as publisher:
         js = publisher.nc.jetstream()
         subject = secured.admin.subject("ingest.submitted.tenant-a")
         planted = submission("tenant-b", "crm/planted-in-b")
@@ -464,24 +462,3 @@ async def test_with_tls_a_client_must_trust_the_servers_ca(tmp_path: Path, crede
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def model_dir() -> str:
-    """The model store the default models were built into (`just models`): ingest needs the tokenizer."""
-    import os
-
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    return str(root if root.is_absolute() else REPO / root)
-
-
-@contextlib.asynccontextmanager
-async def running(app: Starlette) -> AsyncIterator[Service]:
-    """A service's ASGI app with its lifespan running (connected with its credential, consuming)."""
-    service: Service = app.state.service
-    async with app.router.lifespan_context(app):
-        async with asyncio.timeout(WAIT_S):
-            while not service.ready:
-                if service.startup_error:
-                    raise AssertionError(f"the service did not start: {service.startup_error}")
-                await asyncio.sleep(0.05)
-        yield service

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
-from starlette.applications import Starlette
 
-from gyre_contracts import DeadLetter, DocumentAccepted, DocumentSubmitted, decode_event
+from gyre_contracts import DocumentAccepted, DocumentSubmitted, decode_event
 from gyre_ingest.app import create_app as create_ingest
 from gyre_runtime.bus import topology
 from gyre_runtime.bus.connection import Bus
@@ -25,16 +20,10 @@ from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service
+from tests.support.services import model_store, read_dead_letters, running_app
 
-REPO = Path(__file__).resolve().parents[2]
 DLQ_STREAM = "GYRE_DLQ"
 WAIT_S = 30.0  # upper bound of any single wait
-
-
-def model_dir() -> str:
-    """The model store the default models were built into (`just models`): ingest needs the tokenizer."""
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    return str(root if root.is_absolute() else REPO / root)
 
 
 def ingest_subject(bus: Bus, tenant: str = "default") -> str:
@@ -43,45 +32,18 @@ def ingest_subject(bus: Bus, tenant: str = "default") -> str:
     return bus.subject(spec.filter_subjects[0].replace("*", tenant))
 
 
-@contextlib.asynccontextmanager
-async def running(app: Starlette) -> AsyncIterator[Service]:
-    """A service's ASGI app with its lifespan running (connected, consuming), in this process."""
-    service: Service = app.state.service
-    async with app.router.lifespan_context(app):
-        async with asyncio.timeout(WAIT_S):
-            while not service.ready:
-                if service.startup_error:
-                    raise AssertionError(f"the service did not start: {service.startup_error}")
-                await asyncio.sleep(0.05)
-        yield service
-
-
-async def dead_letters(bus: Bus, service: str, count: int) -> list[DeadLetter]:
-    """The first ``count`` dead letters of ``service``, read from the DLQ stream."""
-    sub = await bus.js.subscribe(
-        bus.subject(f"dlq.{service}"), stream=bus.stream_name(DLQ_STREAM), ordered_consumer=True
-    )
-    letters: list[DeadLetter] = []
-    try:
-        while len(letters) < count:
-            msg = await sub.next_msg(timeout=WAIT_S)
-            letters.append(decode_event(msg.data, DeadLetter, dict(msg.headers or {})))
-    finally:
-        await sub.unsubscribe()
-    return letters
-
 
 async def test_a_document_id_too_long_for_the_bus_is_dead_lettered_and_ingest_keeps_its_connection(
     bus: Bus, settings: Settings
 ) -> None:
     """The reproduction: a 5,000-character id once built a KV subject the server refused, on every redelivery."""
-    settings = msgspec.structs.replace(settings, model_dir=model_dir())
+    settings = msgspec.structs.replace(settings, model_dir=model_store())
     accepted = await bus.nc.subscribe(bus.subject("ingest.accepted"))
     publisher = Publisher(bus, "external-system")
-    async with running(create_ingest(settings)) as ingest:
+    async with running_app(create_ingest(settings)) as ingest:
         # Constructing the event in Python does not check its limits: decoding it in ingest does.
         await publisher.publish(DocumentSubmitted(tenant="acme", document_id="d" * 5000, text="Too long an id."))
-        [letter] = await dead_letters(bus, "ingest", 1)
+        [letter] = await read_dead_letters(bus, 1, "ingest")
         await publisher.publish(
             DocumentSubmitted(tenant="acme", document_id="after-the-bad-one", text="A document with a fine id.")
         )
@@ -117,7 +79,7 @@ async def test_metadata_over_its_limits_is_dead_lettered_with_the_limit_it_break
         for document_id, metadata in (("big", huge), ("deep", deep), ("fine", {"team": "docs"})):
             body = {"type": DocumentSubmitted.event_type(), "document_id": document_id, "text": "x"}
             await bus.js.publish(ingest_subject(bus), msgspec.json.encode({**body, "metadata": metadata}))
-        too_many, too_deep = await dead_letters(bus, "ingest", 2)
+        too_many, too_deep = await read_dead_letters(bus, 2, "ingest")
         await asyncio.wait_for(fine_handled.wait(), WAIT_S)
     finally:
         await asyncio.wait_for(service.stop(), WAIT_S)
@@ -141,7 +103,7 @@ async def test_a_dead_letter_for_a_message_near_the_max_payload_is_published_tru
     await asyncio.wait_for(service.start(), WAIT_S)
     try:
         await bus.js.publish(ingest_subject(bus), garbage, headers={"ce-tenant": "acme", "ce-id": "huge-1"})
-        [letter] = await dead_letters(bus, "ingest", 1)
+        [letter] = await read_dead_letters(bus, 1, "ingest")
     finally:
         await asyncio.wait_for(service.stop(), WAIT_S)
 

@@ -11,17 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import io
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import msgspec
 from nats.aio.subscription import Subscription
-from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 from starlette.applications import Starlette
 
 from gyre_contracts import DocumentAccepted, DocumentRejected, DocumentSubmitted, decode_event
@@ -30,15 +25,11 @@ from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service
+from tests.support.hostile_documents import shared_stream_pdf
+from tests.support.services import model_store
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0  # upper bound of any single wait; each normally takes well under the extraction time limit
 EXTRACTION_TIMEOUT_S = 6.0
-
-
-def model_dir() -> str:
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    return str(root if root.is_absolute() else REPO / root)
 
 
 @contextlib.asynccontextmanager
@@ -56,29 +47,6 @@ async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def shared_stream_pdf(pages: int, lines: int) -> bytes:
-    """Pages that all draw one large content stream: tiny to send, very long to read."""
-    writer = PdfWriter()
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    resources = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
-    stream = DecodedStreamObject()
-    stream.set_data(b"BT /F1 12 Tf 72 712 Td " + b"(The same words on every page.) Tj 0 -14 Td " * lines + b"ET")
-    shared = writer._add_object(stream.flate_encode(level=9))
-    for _ in range(pages):
-        page = writer.add_blank_page(612, 792)
-        page[NameObject("/Contents")] = shared
-        page[NameObject("/Resources")] = resources
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 E = TypeVar("E", DocumentAccepted, DocumentRejected)
 
 
@@ -91,7 +59,7 @@ async def test_a_document_over_the_time_limit_is_rejected_while_health_answers_a
     bus: Bus, settings: Settings
 ) -> None:
     settings = msgspec.structs.replace(
-        settings, model_dir=model_dir(), extraction_workers=2, extraction_timeout_s=EXTRACTION_TIMEOUT_S,
+        settings, model_dir=model_store(), extraction_workers=2, extraction_timeout_s=EXTRACTION_TIMEOUT_S,
         max_document_chars=50_000_000,  # lifts the PDF's page and content budgets: only the time limit is left
     )  # fmt: skip
     bomb = shared_stream_pdf(pages=100, lines=35_000)  # 150 MB of page content to parse from ~20 KB
@@ -123,7 +91,7 @@ async def test_a_document_over_the_time_limit_is_rejected_while_health_answers_a
 
 async def test_a_long_run_without_spaces_is_accepted_like_any_document(bus: Bus, settings: Settings) -> None:
     # 200,000 characters: the quadratic sentence splitter would have held the event loop for minutes.
-    settings = msgspec.structs.replace(settings, model_dir=model_dir(), extraction_workers=1)
+    settings = msgspec.structs.replace(settings, model_dir=model_store(), extraction_workers=1)
     text = "The report starts here. " + "x" * 200_000 + ". It ends with a sentence."
     accepted = await bus.nc.subscribe(bus.subject("ingest.accepted"))
     async with running(create_ingest(settings)) as ingest:

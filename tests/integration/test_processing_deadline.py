@@ -7,21 +7,18 @@ documents took all of an ingest replica's slots, and nothing else was ever read 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from nats.js.api import ConsumerInfo
 
 from gyre_contracts import DeadLetter, DocumentSubmitted, decode_event
 from gyre_runtime.bus import topology
 from gyre_runtime.bus.connection import Bus
-from gyre_runtime.bus.consumer import Handler, MessageContext
+from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
-from gyre_runtime.service import Service
+from tests.support.services import consumer_info, running_ingest
 
 WAIT_S = 30.0  # upper bound of any single wait; the whole test normally takes a few seconds
 MAX_PROCESSING_S = 1.0
@@ -40,22 +37,6 @@ def one_slot_with_a_short_limit(monkeypatch: pytest.MonkeyPatch) -> None:
             for c in topology.CONSUMERS
         ),
     )
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings, handler: Handler) -> AsyncIterator[Service]:
-    service = Service("ingest", settings)
-    service.consume("ingest", handler)
-    await asyncio.wait_for(service.start(), WAIT_S)
-    try:
-        yield service
-    finally:
-        await asyncio.wait_for(service.stop(), WAIT_S)
-
-
-async def consumer_info(bus: Bus) -> ConsumerInfo:
-    info: ConsumerInfo = await bus.js.consumer_info(bus.stream_name("GYRE_INGEST"), "ingest")
-    return info
 
 
 async def test_a_handler_that_never_returns_is_stopped_retried_then_dead_lettered_and_frees_its_slot(
@@ -81,7 +62,7 @@ async def test_a_handler_that_never_returns_is_stopped_retried_then_dead_lettere
         bus.subject("dlq.ingest"), stream=bus.stream_name("GYRE_DLQ"), ordered_consumer=True
     )
     publisher = Publisher(bus, "test")
-    async with running(settings, handle):
+    async with running_ingest(settings, handle):
         await publisher.publish(DocumentSubmitted(document_id="stuck", text="A handler never finishes this."))
         await publisher.publish(DocumentSubmitted(document_id="after", text="Waits for the only slot."))
         letter = decode_event((await dead_letters.next_msg(timeout=WAIT_S)).data, DeadLetter)
@@ -111,7 +92,7 @@ async def test_a_handler_within_its_limit_is_acked_as_before(
         await asyncio.sleep(MAX_PROCESSING_S / 10)
         done.set()
 
-    async with running(settings, handle):
+    async with running_ingest(settings, handle):
         await Publisher(bus, "test").publish(DocumentSubmitted(document_id="quick", text="Done well in time."))
         await asyncio.wait_for(done.wait(), WAIT_S)
         async with asyncio.timeout(WAIT_S):

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import docx
 import pytest
-from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
 from gyre_contracts import DocumentSubmitted
 from gyre_ingest.extraction_pool import ExtractionPool, WorkerLimits
 from gyre_ingest.formats import ExtractionError, ExtractOptions, extract
 from gyre_ingest.pipeline import IngestConfig, PreparedDocument, Refused
 from gyre_ingest.quality import QualityThresholds
+from tests.support.hostile_documents import shared_stream_pdf
 
 REPO = Path(__file__).resolve().parents[3]
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -61,30 +60,6 @@ def zip_bomb_docx(unpacked_mb: int) -> bytes:
             for _ in range(unpacked_mb):
                 part.write(paragraphs)
             part.write(b"</w:body></w:document>")
-    return out.getvalue()
-
-
-def shared_stream_pdf(pages: int, lines: int) -> bytes:
-    """``pages`` pages that all draw one content stream of ``lines`` lines of text (tiny once compressed)."""
-    writer = PdfWriter()
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    fonts = DictionaryObject({NameObject("/F1"): writer._add_object(font)})
-    resources = DictionaryObject({NameObject("/Font"): fonts})
-    stream = DecodedStreamObject()
-    stream.set_data(b"BT /F1 12 Tf 72 712 Td " + b"(The same words on every page.) Tj 0 -14 Td " * lines + b"ET")
-    shared = writer._add_object(stream.flate_encode(level=9))
-    for _ in range(pages):
-        page = writer.add_blank_page(612, 792)
-        page[NameObject("/Contents")] = shared
-        page[NameObject("/Resources")] = resources
-    out = io.BytesIO()
-    writer.write(out)
     return out.getvalue()
 
 
