@@ -24,7 +24,7 @@ def render() -> str:
     lines += [
         "",
         "The local stack (`gyre up`) also reads `GYRE_GATEWAY_PORT` (8080), `GYRE_NATS_PORT` (4222),",
-        "`GYRE_NATS_MONITOR_PORT` (8222) and `GYRE_PORT_BASE` (services on base+1 .. base+6; default 8091-8096).",
+        "`GYRE_NATS_MONITOR_PORT` (8222) and `GYRE_PORT_BASE` (services on base+1 .. base+7; default 8091-8097).",
         "",
     ]
     return "\n".join(lines)

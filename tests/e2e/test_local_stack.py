@@ -32,7 +32,7 @@ def stack_env(data_dir: Path, gateway: int, nats_port: int, base: int) -> dict[s
     }
 
 
-def free_block(size: int = 7) -> int:
+def free_block(size: int = 8) -> int:
     """A base port whose next ``size`` ports are free now."""
     for _ in range(50):
         base = free_port()

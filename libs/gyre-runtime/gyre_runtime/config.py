@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_replicas: Annotated[int, _doc("JetStream replicas per stream (3 on a cluster).")] = 1
     http_host: Annotated[str, _doc("Address each process's HTTP server binds.")] = "127.0.0.1"
     http_port: Annotated[
-        int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8096).")
+        int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8097).")
     ] = 0
     log_level: Annotated[str, _doc("debug, info, warning or error.")] = "info"
     api_keys: Annotated[str, _doc("Extra API keys, `key1:tenant-a,key2:tenant-b`.")] = ""
