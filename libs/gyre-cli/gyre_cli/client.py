@@ -36,6 +36,16 @@ def find_documents(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def read_local_api_key(data_dir: Path) -> str | None:
+    """The local stack's key (``<data dir>/api-key``, first line, ``key[:tenant]``); None if there is none."""
+    try:
+        text = (data_dir / "api-key").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    entries = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return entries[0].rsplit(":", 1)[0].strip() if entries else None
+
+
 class GatewayClient:
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
         self.http = httpx.Client(

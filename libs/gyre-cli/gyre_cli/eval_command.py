@@ -29,260 +29,32 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote
 
-import httpx
-
-from gyre_cli.client import GatewayError, gateway_error
-from gyre_cli.ingest_command import read_local_api_key
-from gyre_contracts import ChunksReady, FeedbackRecorded
-from gyre_runtime.bus.connection import connect
-from gyre_runtime.bus.stored import stored_events
+from gyre_cli.client import GatewayError
+from gyre_cli.eval_client import DEFAULT_GATEWAY_URL, EvalClient, client_from
+from gyre_cli.eval_format import (
+    comparison_table,
+    differences_table,
+    items_table,
+    progress_line,
+    put_receipt,
+    run_summary,
+    set_summary,
+    sets_table,
+)
+from gyre_cli.eval_sources import read_feedback, read_source_chunks
 from gyre_runtime.config import Settings, load_settings
-from gyre_runtime.state.documents import DocumentRegistry
 from gyre_runtime.state.golden_sets import GoldenItem, dump_golden_jsonl, items_from_feedback
-from gyre_runtime.state.golden_synth import SourceChunk, synthesize
-from gyre_runtime.vectorstore.base import point_id
+from gyre_runtime.state.golden_synth import synthesize
 
-DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
-JSONL_MEDIA_TYPE = "application/x-ndjson"
 FINISHED = ("completed", "failed")
-SHOWN_SET_ITEMS = 5
-EXCERPT_CHARS = 70
 
 # Exit statuses (see the module docstring).
 OK, RUN_FAILED, REFUSED = 0, 1, 2
 INTERRUPTED = 130  # Ctrl-C while following a run, as shells report SIGINT
-
-
-# ---------------------------------------------------------------- the gateway
-
-
-class EvalClient:
-    """The gateway's evaluation endpoints; every refusal is a GatewayError with the gateway's message."""
-
-    def __init__(
-        self, base_url: str, api_key: str | None, *, transport: httpx.BaseTransport | None = None,
-        timeout_s: float = 60.0,
-    ) -> None:
-        self.base_url = base_url
-        self.api_key = api_key
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, transport=transport)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        # Checked here, not at start: `synth` without --put needs no key.
-        if not self.api_key:
-            raise GatewayError(
-                "no_api_key", "no API key: pass --key, set GYRE_API_KEY, or start the local stack (`gyre up`)"
-            )
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise GatewayError("connection_error", f"cannot reach the gateway at {self.base_url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise gateway_error(response)
-        return response
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        body: dict[str, Any] = self._request(method, path, **kwargs).json()
-        return body
-
-    def put_set(self, name: str, data: bytes) -> dict[str, Any]:
-        return self._json(
-            "PUT", f"/v1/evaluations/sets/{quote(name, safe='')}", content=data,
-            headers={"Content-Type": JSONL_MEDIA_TYPE},
-        )
-
-    def sets(self) -> list[dict[str, Any]]:
-        sets: list[dict[str, Any]] = self._json("GET", "/v1/evaluations/sets")["sets"]
-        return sets
-
-    def golden_set(self, name: str, version: int = 0) -> dict[str, Any]:
-        return self._json("GET", f"/v1/evaluations/sets/{quote(name, safe='')}", params=_version(version))
-
-    def export_set(self, name: str, version: int = 0) -> bytes:
-        path = f"/v1/evaluations/sets/{quote(name, safe='')}/export"
-        return self._request("GET", path, params=_version(version)).content
-
-    def start(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", "/v1/evaluations", json=body)
-
-    def evaluation(self, evaluation_id: str, *, items: bool = False) -> dict[str, Any]:
-        params = {"items": "true" if items else "false"}
-        return self._json("GET", f"/v1/evaluations/{quote(evaluation_id, safe='')}", params=params)
-
-    def report(self, evaluation_id: str) -> bytes:
-        return self._request("GET", f"/v1/evaluations/{quote(evaluation_id, safe='')}/report").content
-
-    def chart(self, evaluation_id: str) -> bytes:
-        return self._request("GET", f"/v1/evaluations/{quote(evaluation_id, safe='')}/chart.png").content
-
-
-def _version(version: int) -> dict[str, int]:
-    return {"version": version} if version else {}
-
-
-def client_from(args: argparse.Namespace, settings: Settings | None = None) -> EvalClient:
-    key = args.key or os.environ.get("GYRE_API_KEY") or read_local_api_key((settings or load_settings()).data_path)
-    return EvalClient(args.url, key)
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def format_value(metric: str, value: float | None) -> str:
-    """A metric as people read it: times in whole ms, tokens to a tenth, item counts whole, shares to 3 places."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if metric.endswith("_ms") or "_ms_" in metric or metric == "items" or metric.endswith("_items"):
-        return f"{value:.0f}"
-    if "tokens" in metric:
-        return f"{value:.1f}"
-    return f"{value:.3f}"
-
-
-def format_signed(metric: str, value: float | None) -> str:
-    text = format_value(metric, value)
-    return text if text == "-" or text.startswith("-") else "+" + text
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned text columns (the last one unpadded), a header and a rule."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [str(cell).ljust(width) for cell, width in zip(cells[:-1], widths, strict=False)]
-        return "  ".join([*padded, str(cells[-1])]).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)])
-
-
-def metrics_table(metrics: dict[str, float]) -> str:
-    if not metrics:
-        return "no metrics yet"
-    return table(("metric", "value"), [(name, format_value(name, value)) for name, value in metrics.items()])
-
-
-def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The service's paired comparison: both values, the difference with its confidence interval and p-value."""
-    out = []
-    for row in rows:
-        metric = str(row["metric"])
-        low, high = row.get("ci_low"), row.get("ci_high")
-        interval = f"[{format_signed(metric, low)}, {format_signed(metric, high)}]" if low is not None else "-"
-        p_value = row.get("p_value")
-        out.append((
-            metric, format_value(metric, row.get("baseline")), format_value(metric, row.get("candidate")),
-            format_signed(metric, row.get("diff")), interval, "-" if p_value is None else f"{p_value:.3f}",
-            str(row.get("n", "")),
-        ))
-    return table(("metric", "baseline", "candidate", "diff", "95% CI", "p", "n"), out)
-
-
-def differences_table(baseline: dict[str, float], candidate: dict[str, float]) -> str:
-    """Plain differences (candidate - baseline) of every metric either run has."""
-    names = list(dict.fromkeys([*candidate, *baseline]))
-    rows = []
-    for name in names:
-        before, after = baseline.get(name), candidate.get(name)
-        diff = after - before if before is not None and after is not None else None
-        rows.append((name, format_value(name, before), format_value(name, after), format_signed(name, diff)))
-    return table(("metric", "baseline", "candidate", "diff"), rows)
-
-
-def progress_line(run: dict[str, Any]) -> str:
-    progress = run.get("progress") or {}
-    text = f"{run['id']}: {run['status']}, {progress.get('done', 0)}/{progress.get('total', 0)} items scored"
-    if progress.get("errors"):
-        text += f", {progress['errors']} errors"
-    return text
-
-
-def run_summary(run: dict[str, Any]) -> str:
-    """What a run is and what it measured: its header, metrics table, gate verdict and comparison."""
-    lines = [progress_line(run)]
-    what = f"set {run['set']} v{run['set_version']}"
-    if run.get("prompt_version"):
-        what += f", prompt {run['prompt_version']}"
-    if run.get("model_version"):
-        what += f", model {run['model_version']}"
-    if run.get("settings"):
-        what += ", settings " + ", ".join(f"{k}={v}" for k, v in run["settings"].items())
-    lines.append(what)
-    if run["status"] == "failed":
-        lines.append(f"failed: {run.get('reason') or 'no reason given'}")
-    if run.get("metrics"):
-        lines += ["", metrics_table(run["metrics"])]
-    if run.get("passed") is not None:
-        lines += ["", "gate: passed" if run["passed"] else "gate: FAILED"]
-        lines += [f"  - {failure}" for failure in run.get("gate_failures") or []]
-    if run.get("comparison"):
-        lines += ["", f"compared with baseline {run.get('baseline')}:", comparison_table(run["comparison"])]
-    return "\n".join(lines)
-
-
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def item_verdict(row: dict[str, Any]) -> str:
-    """PASS or FAIL on what the item checks: its must-include terms, or a refusal of an unanswerable question."""
-    if row.get("error"):
-        return "ERROR"
-    score = row.get("score") or {}
-    for check in ("must_include", "unanswerable_refused"):
-        if score.get(check) is not None:
-            return "PASS" if score[check] else "FAIL"
-    return "-"
-
-
-def items_table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return "no items scored yet"
-    out = []
-    for row in rows:
-        score = row.get("score") or {}
-        answer = row.get("error") or score.get("answer", "")
-        out.append((str(row.get("item_id") or score.get("item_id") or row.get("index", "")), item_verdict(row),
-                    excerpt(score.get("question", ""), 50), excerpt(answer)))
-    return table(("item", "verdict", "question", "answer"), out)
-
-
-def sets_table(sets: Sequence[dict[str, Any]]) -> str:
-    if not sets:
-        return "no golden sets yet: store one with `gyre eval sets put NAME FILE.jsonl`"
-    rows = [(s["name"], str(s["latest"]), ",".join(map(str, s["versions"])), str(s["items"]), s["checksum"][:12])
-            for s in sets]
-    return table(("set", "latest", "versions", "items", "checksum"), rows)
-
-
-def set_summary(golden: dict[str, Any], first: int = SHOWN_SET_ITEMS) -> str:
-    counts = golden["counts"]
-    origins = ", ".join(f"{origin} {count}" for origin, count in counts.get("by_origin", {}).items())
-    lines = [
-        f"{golden['name']} v{golden['version']}: {counts['items']} items ({counts['answerable']} answerable, "
-        f"{counts['unanswerable']} unanswerable, {counts['checked']} checked, {counts['with_labels']} with "
-        f"relevant ids); origins: {origins or '-'}",
-        f"checksum {golden['checksum']}",
-    ]
-    items = golden["items"]
-    if items:
-        lines.append(f"first {min(first, len(items))} of {len(items)}:")
-    for item in items[:first]:
-        if item.get("answerable", True):
-            expects = "must include: " + ", ".join(item["must_include"]) if item.get("must_include") else "answerable"
-        else:
-            expects = "unanswerable"
-        lines.append(f"  {item['id']}: {excerpt(item['question'])} ({expects})")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the commands
@@ -296,11 +68,12 @@ def write_output(data: bytes, path: str | None, out: TextIO) -> None:
         out.flush()
 
 
-def put_receipt(receipt: dict[str, Any]) -> str:
-    if receipt["created"]:
-        return (f"stored {receipt['name']} version {receipt['version']} ({receipt['items']} items, "
-                f"checksum {receipt['checksum'][:12]})")
-    return f"unchanged: {receipt['name']} version {receipt['version']} already holds these {receipt['items']} items"
+def store_or_write(data: bytes, args: argparse.Namespace, client: EvalClient, out: TextIO) -> None:
+    """Golden items made here: stored as set ``--put`` through the gateway, else written to ``-o`` or ``out``."""
+    if args.put:
+        print(put_receipt(client.put_set(args.put, data)), file=out)
+    else:
+        write_output(data, args.output, out)
 
 
 def cmd_sets(args: argparse.Namespace, client: EvalClient, out: TextIO) -> int:
@@ -418,38 +191,6 @@ def cmd_compare(args: argparse.Namespace, client: EvalClient, out: TextIO) -> in
 # ---------------------------------------------------------------- synth
 
 
-async def read_source_chunks(settings: Settings, tenant: str) -> list[SourceChunk]:
-    """The chunks of ``tenant``'s documents as they are indexed: the latest ChunksReady of each live document.
-
-    The vector store belongs to the embed service; the chunks it indexed are the ChunksReady events it
-    consumed, kept in the GYRE_EMBED stream. Chunk ids are the ones search returns.
-    """
-    bus = await connect(settings, name="gyre-cli", patient=False)
-    try:
-        latest: dict[str, ChunksReady] = {}
-        async for event in stored_events(bus, "GYRE_EMBED", ChunksReady, timeout_s=settings.request_timeout_s + 30):
-            current = latest.get(event.document_id)
-            if event.tenant == tenant and (current is None or current.version < event.version):
-                latest[event.document_id] = event
-        registry = DocumentRegistry(await bus.kv("gyre_documents"))
-        chunks: list[SourceChunk] = []
-        for document_id in sorted(latest):
-            record = await registry.get(tenant, document_id)
-            if record is None or record.status == "deleted":  # its chunks are gone from the index
-                continue
-            event = latest[document_id]
-            chunks.extend(
-                SourceChunk(
-                    document_id=document_id, chunk_id=point_id(tenant, document_id, event.version, chunk.index),
-                    title=event.title, heading_path=tuple(chunk.heading_path), text=chunk.text,
-                )
-                for chunk in event.chunks
-            )
-        return chunks
-    finally:
-        await bus.close()
-
-
 Synthesize = Callable[..., list[GoldenItem]]
 
 
@@ -466,26 +207,11 @@ def cmd_synth(
     documents = len({c.document_id for c in chunks})
     print(f"{len(items)} items from {len(chunks)} chunks of {documents} documents of tenant {args.tenant!r}",
           file=sys.stderr)
-    data = dump_golden_jsonl(items)
-    if args.put:
-        print(put_receipt(client.put_set(args.put, data)), file=out)
-    else:
-        write_output(data, args.output, out)
+    store_or_write(dump_golden_jsonl(items), args, client, out)
     return OK
 
 
 # ---------------------------------------------------------------- from feedback
-
-
-async def read_feedback(settings: Settings, tenant: str) -> list[FeedbackRecorded]:
-    """Every FeedbackRecorded of ``tenant`` in the GYRE_FEEDBACK stream (ratings joined to their answers)."""
-    bus = await connect(settings, name="gyre-cli", patient=False)
-    try:
-        timeout_s = settings.request_timeout_s + 30
-        return [e async for e in stored_events(bus, "GYRE_FEEDBACK", FeedbackRecorded, timeout_s=timeout_s)
-                if e.tenant == tenant]
-    finally:
-        await bus.close()
 
 
 def cmd_from_feedback(args: argparse.Namespace, client: EvalClient, out: TextIO, *,
@@ -497,11 +223,7 @@ def cmd_from_feedback(args: argparse.Namespace, client: EvalClient, out: TextIO,
           "(thumbs-down without a correction are left out)", file=sys.stderr)
     if not items:
         return RUN_FAILED
-    data = dump_golden_jsonl(items)
-    if args.put:
-        print(put_receipt(client.put_set(args.put, data)), file=out)
-    else:
-        write_output(data, args.output, out)
+    store_or_write(dump_golden_jsonl(items), args, client, out)
     return OK
 
 

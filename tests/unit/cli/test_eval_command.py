@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gyre_cli import eval_command
-from gyre_cli.eval_command import EvalClient
+from gyre_cli import eval_client, eval_command, eval_format
+from gyre_cli.eval_client import EvalClient
 from gyre_contracts import Chunk, ChunksReady, FeedbackRecorded
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.bus.publisher import Publisher
@@ -95,12 +95,12 @@ def test_gateway_url_and_key_come_from_options_then_environment_then_the_local_k
     (tmp_path / "api-key").write_text("# local stack\nfile-key:default\n", encoding="utf-8")
     settings = load_settings({}, data_dir=str(tmp_path))
     args = parse("eval", "sets", "list")
-    client = eval_command.client_from(args, settings)
+    client = eval_client.client_from(args, settings)
     assert (client.base_url, client.api_key) == ("http://elsewhere:9000", "file-key")
     monkeypatch.setenv("GYRE_API_KEY", "env-key")
-    assert eval_command.client_from(args, settings).api_key == "env-key"
+    assert eval_client.client_from(args, settings).api_key == "env-key"
     args = parse("eval", "sets", "list", "--key", "option-key", "--url", "http://here:1")
-    assert (eval_command.client_from(args, settings).api_key, args.url) == ("option-key", "http://here:1")
+    assert (eval_client.client_from(args, settings).api_key, args.url) == ("option-key", "http://here:1")
 
 
 def test_without_a_key_nothing_is_sent_and_the_error_says_where_a_key_comes_from(
@@ -227,7 +227,7 @@ def test_show_with_items_prints_each_verdict_question_and_answer_excerpt_and_sav
     assert status == 0
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("q")}
     assert rows["q1"].split()[1] == "PASS" and "What does gyre up start?" in rows["q1"]
-    assert rows["q1"].endswith("...") and len(rows["q1"].split("start?", 1)[1].strip()) <= eval_command.EXCERPT_CHARS
+    assert rows["q1"].endswith("...") and len(rows["q1"].split("start?", 1)[1].strip()) <= eval_format.EXCERPT_CHARS
     assert rows["q2"].split()[1] == "FAIL" and rows["q2"].endswith("Alice.")
     assert rows["q3"].split()[1] == "ERROR" and "model_failed" in rows["q3"]
     assert report.read_text() == "# Evaluation eval-1\n" and chart.read_bytes() == b"\x89PNG-bytes"
@@ -326,11 +326,11 @@ def test_sets_export_writes_the_jsonl_to_a_file_or_standard_output(tmp_path: Pat
 
 
 def test_values_are_written_in_their_units() -> None:
-    assert [eval_command.format_value(name, value) for name, value in METRICS.items()] == [
+    assert [eval_format.format_value(name, value) for name, value in METRICS.items()] == [
         "0.750", "0.000", "812", "301.2", "4"
     ]
-    assert eval_command.format_signed("must_include", -0.1) == "-0.100"
-    assert eval_command.format_value("ttft_ms_p50", None) == "-"
+    assert eval_format.format_signed("must_include", -0.1) == "-0.100"
+    assert eval_format.format_value("ttft_ms_p50", None) == "-"
 
 
 # ---------------------------------------------------------------- synth

@@ -6,6 +6,7 @@ import asyncio
 import http.server
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import httpx
 import pytest
 
-from gyre_cli.ingest_command import Outcome, ProgressBar, format_summary, read_local_api_key, summarise
+from gyre_cli.client import read_local_api_key
 from gyre_cli.ingest_inputs import (
     DEFAULT_INCLUDE,
     FileInput,
@@ -27,7 +28,9 @@ from gyre_cli.ingest_inputs import (
     guess_content_type,
     read_file,
 )
+from gyre_cli.ingest_progress import ProgressBar
 from gyre_cli.ingest_state import IngestState, StateEntry, plan_for, state_scope
+from gyre_cli.ingest_summary import Outcome, format_summary, summarise
 
 
 def tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -235,13 +238,24 @@ def test_rejections_alone_do_not_fail_the_run() -> None:
     assert summary.exit_code == 0
 
 
-def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours, cursor hidden or shown, line cleared
+
+
+def test_the_progress_bar_draws_on_a_terminal_only_each_frame_within_its_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")  # narrower than the bar and its counts: wrapped frames would pile up
     shown, hidden = io.StringIO(), io.StringIO()
     bar = ProgressBar(4, shown, enabled=True)
     bar.update(submitted=2)
     bar.update(done=1)
     bar.close()
-    assert "1/4 settled, 2 submitted, 0 failed" in shown.getvalue() and shown.getvalue().endswith("\n")
+    bar.close()
+    text = CONTROL_SEQUENCE.sub("", shown.getvalue())
+    frames = text.split("\r")  # each redraw starts at the line's beginning
+    assert "1/4 settled, 2 submitted, 0 failed" in frames[-1] and text.endswith("\n") and text.count("\n") == 1
+    assert all(len(frame.rstrip("\n")) <= 40 for frame in frames), frames
+    assert shown.getvalue().endswith("\x1b[?25h")  # the cursor is shown again
     quiet = ProgressBar(4, hidden)  # a StringIO is no terminal
     quiet.update(done=4)
     quiet.close()
