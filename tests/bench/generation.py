@@ -42,12 +42,12 @@ import httpx
 from nats.aio.msg import Msg
 
 from gyre_cli.stack import SERVICES, LocalStack
-from gyre_contracts import GenerationCompleted, GenerationFailed, TokenDelta, decode_event
-from gyre_generate.handlers import DELTA_INTERVAL_MAX_S, DELTA_INTERVAL_S
+from gyre_contracts import GenerationCompleted, GenerationFailed, SamplingParams, TokenDelta, decode_event
+from gyre_generate.delta_coalescer import DELTA_INTERVAL_MAX_S, DELTA_INTERVAL_S
 from gyre_generate.prompting import SYSTEM_WITHOUT_SOURCES
 from gyre_runtime.bus.connection import Bus, connect
 from gyre_runtime.config import load_settings
-from gyre_runtime.generation import ChatTurn, GenerationParams, Generator
+from gyre_runtime.generation import ChatTurn, Generator
 from gyre_runtime.generation.onnx import OnnxGenaiBackend
 from gyre_runtime.generation.openai_compat import OpenAICompatibleBackend
 from gyre_runtime.generation.triton import TritonBackend, served_version
@@ -63,7 +63,7 @@ QUESTION = "Explain in a few sentences why the sky is blue."
 MAX_TOKENS = 96
 # The gateway adds the default template's instructions when retrieval is off: the raw backends get them here.
 RAW_MESSAGES: list[ChatTurn] = [("system", SYSTEM_WITHOUT_SOURCES), ("user", QUESTION)]
-PARAMS = GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0)
+PARAMS = SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0)
 RETRIEVAL_DOCS = ("docs/architecture.md", "docs/ingest-events.md", "README.md")
 RETRIEVAL_QUESTIONS = (
     "How does the gateway stream an answer to the client?",
@@ -130,7 +130,7 @@ def p95(values: Sequence[float]) -> float:
 # --- the two ways of streaming: the Generator port, and the gateway's SSE ------------------------
 
 
-async def port_sample(generator: Generator, messages: Sequence[ChatTurn], params: GenerationParams) -> Sample:
+async def port_sample(generator: Generator, messages: Sequence[ChatTurn], params: SamplingParams) -> Sample:
     started = time.perf_counter()
     times: list[float] = []
     pieces: list[str] = []

@@ -21,13 +21,13 @@ import httpx
 import nats
 
 from gyre_cli.stack import SERVICES, LocalStack
-from gyre_contracts import Chunk, ChunksReady
+from gyre_contracts import Chunk, ChunksReady, SamplingParams
 from gyre_generate.prompting import SYSTEM_WITHOUT_SOURCES
 from gyre_runtime.bus.connection import connect
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import load_settings
+from gyre_runtime.generation.onnx import OnnxGenaiBackend
 from gyre_runtime.models.embedder import OnnxEmbedder
-from gyre_runtime.models.generator import GenerationParams, OnnxGenaiGenerator
 from tests.support.nats_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,13 +126,13 @@ def gateway_chat(stack: LocalStack, runs: int) -> dict[str, float]:
 
 
 async def raw_chat(model_dir: Path, runs: int) -> dict[str, float]:
-    generator = OnnxGenaiGenerator(model_dir / "smollm2-135m-instruct", threads=THREADS)
-    prompt = generator.format_chat([("system", SYSTEM_WITHOUT_SOURCES), ("user", QUESTION)])
+    generator = OnnxGenaiBackend(model_dir / "smollm2-135m-instruct", threads=THREADS)
+    messages = [("system", SYSTEM_WITHOUT_SOURCES), ("user", QUESTION)]
     ttft, rates = [], []
     for run in range(runs + 1):
         started = time.perf_counter()
         first = last = None
-        stream = generator.stream(prompt, GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0))
+        stream = generator.stream(messages, SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0))
         async for _ in stream:
             last = time.perf_counter()
             first = first or last
@@ -140,7 +140,7 @@ async def raw_chat(model_dir: Path, runs: int) -> dict[str, float]:
             continue
         ttft.append((first - started) * 1000)
         rates.append((stream.completion_tokens - 1) / (last - first) if last > first else 0.0)
-    generator.close()
+    await generator.close()
     return {"ttft_ms": statistics.median(ttft), "tokens_per_s": statistics.median(rates)}
 
 

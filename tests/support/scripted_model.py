@@ -6,7 +6,8 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from gyre_runtime.generation import ChatTurn, GenerationParams, GenerationStream
+from gyre_contracts import SamplingParams
+from gyre_runtime.generation import ChatTurn, GenerationStream
 
 
 class ScriptedStream:
@@ -52,7 +53,7 @@ class ScriptedModel:
 
     def __init__(self, answer: str = "Mira Castellane invented it [1].") -> None:
         self.prompts: list[list[ChatTurn]] = []
-        self.params: list[GenerationParams] = []
+        self.params: list[SamplingParams] = []
         self.answer = answer
         self.delay_s = 0.001  # per word
 
@@ -72,7 +73,7 @@ class ScriptedModel:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages: Sequence[ChatTurn], params: GenerationParams) -> GenerationStream:
+    def stream(self, messages: Sequence[ChatTurn], params: SamplingParams) -> GenerationStream:
         self.prompts.append(list(messages))
         self.params.append(params)
         if "long" in messages[-1][1]:

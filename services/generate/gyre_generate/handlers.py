@@ -11,24 +11,19 @@ subject (for the gateway) and on JetStream (for feedback, improve, monitor):
   ``cancelled``, the partial answer and the tokens spent (they cost as much as any);
 - otherwise the model's answer, guarded (personal data and blocked terms replaced), with citations.
 
-The answer's text goes out coalesced (``DeltaCoalescer``): the first piece at once, then at most
-one TokenDelta per ``DELTA_INTERVAL_S``, each carrying whatever the model produced meanwhile.
+The answer's text goes out coalesced (``delta_coalescer.py``): the first piece at once, then at most
+one TokenDelta per ``DELTA_INTERVAL_S``, each carrying whatever the model produced meanwhile. The
+message stays in progress while the request runs: the bus consumer sends its heartbeats.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-import re
-import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 from nats.aio.msg import Msg
 
 from gyre_contracts import (
-    Citation,
     EnvelopeError,
     GenerationCancelRequested,
     GenerationCompleted,
@@ -36,15 +31,16 @@ from gyre_contracts import (
     GenerationLoad,
     GenerationRequested,
     Grounding,
-    RetrievedChunk,
-    Timings,
+    SamplingParams,
     TokenDelta,
     Usage,
     decode_event,
     utc_now,
 )
 from gyre_contracts.generate import FailureCode
+from gyre_generate.answer import Answer, Clock, citation_numbers_in, passages_of, words_of
 from gyre_generate.answer_check import CheckedAnswer, check_answer
+from gyre_generate.delta_coalescer import DELTA_INTERVAL_MAX_S, DELTA_INTERVAL_S, DELTA_MAX_CHARS, DeltaCoalescer
 from gyre_generate.limits import (
     RequestRefused,
     check_fits_context,
@@ -61,11 +57,10 @@ from gyre_generate.prompting import (
 )
 from gyre_generate.retrieval import Retrieval, RetrievalError, Retriever, is_relevant
 from gyre_generate.running import Run, RunningGenerations
-from gyre_generate.selection import cited_sources
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
-from gyre_runtime.generation import GenerationParams, Generator
+from gyre_runtime.generation import Generator
 from gyre_runtime.grounding import is_refusal, loop_start, question_coverage
 from gyre_runtime.guardrails.answers import AnswerGuard
 from gyre_runtime.guardrails.blocked_terms import BlockedTerms
@@ -77,167 +72,6 @@ from gyre_runtime.state.tenants import TenantPolicies
 log = get_logger()
 
 BLOCKED_QUESTION_ANSWER = "I can't answer that: the question contains a term this service does not respond to."
-# A request keeps its message in progress (waiting for the model included), well within the ack wait.
-HEARTBEAT_S = 20.0
-_WORDS = re.compile(r"\s*\S+")
-# A TokenDelta per token costs every hop once per token (encoding, NATS, the gateway's decoding and
-# SSE chunk, the client's parsing), and on a small CPU each hop's wake-up preempts the model's own
-# threads (issue-4 benchmark: 0.66-0.75 of the raw backend's tokens/s with one message per token).
-# So deltas are coalesced: the first goes out at once (time to first token), later ones at most every
-# DELTA_INTERVAL_S (a token takes ~7 ms on 2 cores: 3-4 tokens a message, 40 updates a second, which
-# a reader cannot tell from per-token streaming), or as soon as DELTA_MAX_CHARS are waiting. With
-# several generations in flight the replica's message rate is what counts: the interval grows with
-# them (x in flight), up to DELTA_INTERVAL_MAX_S, so 8 streams send about as many messages as one.
-DELTA_INTERVAL_S = 0.025
-DELTA_INTERVAL_MAX_S = 0.1
-DELTA_MAX_CHARS = 256
-
-
-async def keep_in_progress(ctx: MessageContext) -> None:
-    while True:
-        await asyncio.sleep(HEARTBEAT_S)
-        try:
-            await ctx.in_progress()
-        except Exception as exc:  # a missed heartbeat at worst means a redelivery
-            log.warning("in_progress_failed", error=f"{type(exc).__name__}: {exc}")
-
-
-def passages_of(hits: Sequence[RetrievedChunk]) -> list[str]:
-    """What the retrieved chunks say, with the titles and headings they sit under."""
-    return [" ".join((hit.title, *hit.heading_path, hit.text)) for hit in hits]
-
-
-def citation_numbers_in(text: str, count: int) -> tuple[int, ...]:
-    """The source numbers an answer cites that exist; every source when it cites none (it answered from all)."""
-    cited = cited_sources(text, count)
-    return cited or tuple(range(1, count + 1))
-
-
-def words_of(text: str) -> list[str]:
-    """A fixed answer streamed word by word, as a model's would be (spaces kept with the following word)."""
-    pieces = _WORDS.findall(text)
-    tail = text[len("".join(pieces)) :]
-    return [*pieces[:-1], pieces[-1] + tail] if pieces else ([text] if text else [])
-
-
-class DeltaCoalescer:
-    """Publishes one answer's text as numbered TokenDeltas, in order, without losing or reordering any.
-
-    The first piece goes out at once (time to first token). Later pieces are held until
-    ``interval_s`` (seconds, or a function asked each time) after the previous message (a timer
-    publishes them then, so nothing waits longer while the model is slow) or until ``max_chars`` are
-    waiting: one message carries several tokens when they come fast, one token when they come
-    slowly. ``close`` publishes what is held; the concatenated texts are exactly what was added. An
-    interval of 0 publishes every piece at once.
-    """
-
-    def __init__(
-        self, emit: Callable[[int, str], Awaitable[None]], interval_s: float | Callable[[], float], max_chars: int
-    ) -> None:
-        self._emit = emit
-        self._interval_s = interval_s if callable(interval_s) else (lambda: interval_s)
-        self._max_chars = max_chars
-        self._held: list[str] = []
-        self._held_chars = 0
-        self._sent = 0  # messages published: the next one's index
-        self._last = -math.inf  # event-loop time of the last message
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()  # one publisher at a time: indexes and text stay in order
-
-    @property
-    def sent(self) -> int:
-        return self._sent
-
-    async def add(self, text: str) -> None:
-        if not text:
-            return
-        self._held.append(text)
-        self._held_chars += len(text)
-        loop = asyncio.get_running_loop()
-        due = self._last + self._interval_s()
-        if self._held_chars >= self._max_chars or loop.time() >= due:
-            await self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_at(due, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self.flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def flush(self) -> None:
-        """Publish everything held now, as one message."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        async with self._lock:
-            if not self._held:
-                return
-            text = "".join(self._held)
-            self._held.clear()
-            self._held_chars = 0
-            index, self._sent = self._sent, self._sent + 1
-            self._last = asyncio.get_running_loop().time()
-            await self._emit(index, text)
-
-    async def close(self, rest: str = "") -> None:
-        """Add ``rest`` and publish everything held; no timer publishes after this."""
-        if rest:
-            self._held.append(rest)
-            self._held_chars += len(rest)
-        if self._flushes:
-            await asyncio.gather(*self._flushes)
-        await self.flush()
-
-    def discard(self) -> None:
-        """Drop what is held, stop the timer and its flush (the answer failed: nothing more is published)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for task in self._flushes:
-            task.cancel()
-        self._held.clear()
-        self._held_chars = 0
-
-
-@dataclass
-class Clock:
-    started: float = field(default_factory=time.perf_counter)
-    cpu_started: float = field(default_factory=time.process_time)
-    first_token_at: float | None = None
-    retrieval_ms: float = 0.0
-
-    def token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-
-    def timings(self) -> Timings:
-        done = time.perf_counter()
-        return Timings(
-            retrieval_ms=self.retrieval_ms,
-            time_to_first_token_ms=((self.first_token_at or done) - self.started) * 1000,
-            total_ms=(done - self.started) * 1000,
-            cpu_ms=(time.process_time() - self.cpu_started) * 1000,
-        )
-
-
-@dataclass
-class Answer:
-    """What one request produced, to publish as GenerationCompleted."""
-
-    text: str
-    finish_reason: str
-    prompt_version: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    citations: tuple[Citation, ...] = ()
-    guardrails: tuple[str, ...] = ()
-    sources: tuple[Citation, ...] = ()
-    grounding: Grounding | None = None
-
-
 # How often (in model pieces) the stream is looked at for a loop: the check is linear in the answer.
 LOOP_CHECK_EVERY = 8
 
@@ -266,24 +100,20 @@ class GenerateHandler:
 
     async def __call__(self, event: GenerationRequested, ctx: MessageContext) -> None:
         clock = Clock()
-        heartbeat = asyncio.create_task(keep_in_progress(ctx))
-        try:
-            async with self.running.track(event.request_id, event.tenant) as run:
-                try:
-                    guard = await self._guard(event.tenant)
-                    answer = await self._answer(event, run, clock, guard)
-                except RequestRefused as exc:
-                    await self._fail(event, str(exc), exc.code)
-                    return
-                except PromptError as exc:
-                    await self._fail(event, str(exc), "unknown_prompt_label")
-                    return
-                except RetrievalError as exc:
-                    await self._fail(event, str(exc), "retrieval_unavailable")
-                    return
-            await self._complete(event, answer, clock, guard)
-        finally:
-            heartbeat.cancel()
+        async with self.running.track(event.request_id, event.tenant) as run:
+            try:
+                guard = await self._guard(event.tenant)
+                answer = await self._answer(event, run, clock, guard)
+            except RequestRefused as exc:
+                await self._fail(event, str(exc), exc.code)
+                return
+            except PromptError as exc:
+                await self._fail(event, str(exc), "unknown_prompt_label")
+                return
+            except RetrievalError as exc:
+                await self._fail(event, str(exc), "retrieval_unavailable")
+                return
+        await self._complete(event, answer, clock, guard)
 
     async def _answer(self, event: GenerationRequested, run: Run, clock: Clock, guard: AnswerGuard) -> Answer:
         waited_s = (utc_now() - event.requested_at).total_seconds()
@@ -378,7 +208,7 @@ class GenerateHandler:
 
     async def _generate(
         self, event: GenerationRequested, run: Run, clock: Clock, answer_guard: AnswerGuard,
-        template: PromptTemplate, prompt: Prompt, params: GenerationParams, flagged: tuple[str, ...],
+        template: PromptTemplate, prompt: Prompt, params: SamplingParams, flagged: tuple[str, ...],
     ) -> Answer:
         """The model's answer. Without a grounding check it streams as it comes; with one, the answer is
         checked against the sources first and then streamed (what a client reads is what was checked)."""

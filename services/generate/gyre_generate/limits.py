@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import msgspec
+
 from gyre_contracts import ChatMessage, SamplingParams
 from gyre_contracts.generate import FailureCode
 from gyre_generate.prompting import TokenCounter
-from gyre_runtime.generation import GenerationParams
 
 MAX_STOP_SEQUENCES = 16
 MAX_STOP_CHARS = 256
@@ -45,8 +46,9 @@ def check_input_length(messages: Sequence[ChatMessage], count_tokens: TokenCount
     return tokens
 
 
-def generation_params(params: SamplingParams, context_length: int) -> GenerationParams:
-    """The backend's parameters for a request's; RequestRefused names the first value out of range."""
+def generation_params(params: SamplingParams, context_length: int) -> SamplingParams:
+    """A request's parameters as the backend gets them: checked against the model (RequestRefused names the
+    first value out of range), the seed mapped onto 32 bits, empty stop sequences dropped."""
     if params.max_tokens < 1:
         raise RequestRefused(f"max_tokens must be at least 1, not {params.max_tokens}")
     if params.max_tokens >= context_length:
@@ -65,14 +67,8 @@ def generation_params(params: SamplingParams, context_length: int) -> Generation
         raise RequestRefused(f"at most {MAX_STOP_SEQUENCES} stop sequences, not {len(stop)}")
     if any(len(s) > MAX_STOP_CHARS for s in stop):
         raise RequestRefused(f"a stop sequence may have at most {MAX_STOP_CHARS} characters")
-    return GenerationParams(
-        max_tokens=params.max_tokens,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        top_k=params.top_k,
-        seed=None if params.seed is None else params.seed % SEED_MODULUS,
-        stop=stop,
-    )
+    seed = None if params.seed is None else params.seed % SEED_MODULUS
+    return msgspec.structs.replace(params, seed=seed, stop=stop)
 
 
 def check_fits_context(fixed_prompt_tokens: int, max_tokens: int, context_length: int) -> None:

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gyre_contracts import GenerationFailed
+from gyre_contracts import GenerationFailed, SamplingParams
 from gyre_contracts.limits import METADATA_MAX_BYTES, METADATA_MAX_DEPTH, METADATA_MAX_KEYS
 from gyre_gateway.chat.serving import generation_failed
 from gyre_gateway.errors import ApiError, error_response
 from gyre_gateway.upstream import upstream_failure
-from gyre_runtime.generation.base import GenerationParams
 from gyre_runtime.generation.openai_compat import OpenAICompatibleBackend
 
 BUS_NOT_CONNECTED = 503  # what a request that passed every check meets here (no bus in unit tests)
@@ -192,7 +191,7 @@ async def real_backend_failure() -> tuple[str, str]:
     backend = OpenAICompatibleBackend(f"http://{address}/v1", "some-model", connect_timeout_s=5.0)
     try:
         with pytest.raises(Exception) as raised:  # whatever it raises is what reaches the client
-            async for _ in backend.stream([("user", "hi")], GenerationParams(max_tokens=4)):
+            async for _ in backend.stream([("user", "hi")], SamplingParams(max_tokens=4)):
                 pass
     finally:
         await backend.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gyre_generate.handlers import DeltaCoalescer
+from gyre_generate.delta_coalescer import DeltaCoalescer
 
 
 async def test_the_first_piece_goes_at_once_and_the_rest_arrive_grouped_in_order() -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gyre_contracts import RetrievedChunk
-from gyre_generate.handlers import words_of
+from gyre_generate.answer import words_of
 from gyre_generate.retrieval import Retrieval, is_relevant
 from gyre_generate.running import RunningGenerations
 

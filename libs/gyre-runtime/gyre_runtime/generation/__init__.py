@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from gyre_runtime.generation.base import (
     ChatTurn,
     GenerationError,
-    GenerationParams,
     GenerationStream,
     Generator,
 )
@@ -15,7 +14,7 @@ from gyre_runtime.generation.base import (
 if TYPE_CHECKING:
     from gyre_runtime.config import Settings
 
-__all__ = ["ChatTurn", "GenerationError", "GenerationParams", "GenerationStream", "Generator", "open_generator"]
+__all__ = ["ChatTurn", "GenerationError", "GenerationStream", "Generator", "open_generator"]
 
 
 def open_generator(settings: Settings) -> Generator:

@@ -1,22 +1,20 @@
-"""The Generator port: chat turns in, a stream of text deltas out, whatever runs the model."""
+"""The Generator port: chat turns and sampling parameters in, a stream of text deltas out, whatever runs the model.
+
+Sampling parameters are ``gyre_contracts.SamplingParams``, the type ``GenerationRequested`` carries
+on the bus. There is no engine-side copy of it: a second struct with the same six fields would only
+be converted field by field and drift. The generate service checks a request's parameters against
+the model (``gyre_generate.limits``) and hands the same type on; each backend translates it once,
+where it calls its engine (onnxruntime-genai search options, Triton inputs, an OpenAI request body).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-import msgspec
+from gyre_contracts import SamplingParams
 
 ChatTurn = tuple[str, str]  # (role, content); role is system, user or assistant
-
-
-class GenerationParams(msgspec.Struct, frozen=True, kw_only=True):
-    max_tokens: int = 256
-    temperature: float = 0.0  # 0 means greedy
-    top_p: float = 1.0
-    top_k: int = 50
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
 
 
 class GenerationError(RuntimeError):
@@ -51,6 +49,8 @@ class Generator(Protocol):
         """Tokens of ``text`` for the model (an estimate where the backend has no tokenizer here)."""
         ...
 
-    def stream(self, messages: Sequence[ChatTurn], params: GenerationParams) -> GenerationStream: ...
+    def stream(self, messages: Sequence[ChatTurn], params: SamplingParams) -> GenerationStream:
+        """Starts when first iterated (inside the event loop that reads it)."""
+        ...
 
     async def close(self) -> None: ...

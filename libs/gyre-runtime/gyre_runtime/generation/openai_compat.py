@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from gyre_runtime.generation.base import ChatTurn, GenerationError, GenerationParams
+from gyre_contracts import SamplingParams
+from gyre_runtime.generation.base import ChatTurn, GenerationError
 
 if TYPE_CHECKING:
     from gyre_runtime.config import Settings
@@ -51,7 +52,7 @@ def parse_extra_body(raw: str) -> dict[str, Any]:
 
 
 def request_body(
-    model: str, messages: Sequence[ChatTurn], params: GenerationParams, extra_body: Mapping[str, Any]
+    model: str, messages: Sequence[ChatTurn], params: SamplingParams, extra_body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The chat completion request: OpenAI's standard fields, then the operator's extra fields on top."""
     body: dict[str, Any] = {
@@ -114,7 +115,7 @@ class OpenAICompatibleStream:
             return int(self._usage["completion_tokens"])
         return self._chunks
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> OpenAICompatibleStream:
         return self
 
     async def __anext__(self) -> str:
@@ -213,10 +214,6 @@ class OpenAICompatibleStream:
         if not self._finished:
             await self._end("cancelled")
 
-    async def text(self) -> str:
-        """Consume the whole stream and return its text."""
-        return "".join([delta async for delta in self])
-
 
 async def _sse_data(response: httpx.Response) -> AsyncGenerator[str, None]:
     """The ``data`` of each server-sent event (multi-line data joined with newlines)."""
@@ -258,7 +255,7 @@ class OpenAICompatibleBackend:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.extra_body = dict(extra_body or {})
-        self._context_length = context_length
+        self.context_length = context_length
         headers = {"Accept": "text/event-stream"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -286,15 +283,11 @@ class OpenAICompatibleBackend:
         # No host: the version reaches clients (a chat response's `model`), the backend's address must not.
         return f"openai:{self.model}"
 
-    @property
-    def context_length(self) -> int:
-        return self._context_length
-
     def count_tokens(self, text: str) -> int:
         """An estimate (characters / 4): the server's tokenizer is not available here."""
         return estimate_tokens(text)
 
-    def stream(self, messages: Sequence[ChatTurn], params: GenerationParams) -> OpenAICompatibleStream:
+    def stream(self, messages: Sequence[ChatTurn], params: SamplingParams) -> OpenAICompatibleStream:
         """Starts when first iterated; errors (unreachable, refused, 4xx/5xx) raise GenerationError there."""
         prompt_tokens = sum(estimate_tokens(content) + TOKENS_PER_MESSAGE for _, content in messages)
         return OpenAICompatibleStream(self, request_body(self.model, messages, params, self.extra_body), prompt_tokens)

@@ -22,8 +22,10 @@ import tritonclient.grpc.aio as grpcclient_aio
 from tokenizers import Tokenizer
 from tritonclient.utils import InferenceServerException
 
-from gyre_runtime.generation.base import ChatTurn, GenerationError, GenerationParams, GenerationStream
+from gyre_contracts import SamplingParams
+from gyre_runtime.generation.base import ChatTurn, GenerationError
 from gyre_runtime.generation.chat_template import format_chatml
+from gyre_runtime.generation.stops import StopSequences
 
 if TYPE_CHECKING:
     from gyre_runtime.config import Settings
@@ -45,7 +47,7 @@ class TritonBackend:
             self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as exc:
             raise GenerationError(f"cannot read the tokenizer {tokenizer_path}: {exc}") from exc
-        self._context_length = context_length or _local_context_length(model_dir)
+        self.context_length = context_length or _local_context_length(model_dir)
         self._client: Any = None  # made on first use, inside the event loop that will use it
 
     @classmethod
@@ -61,17 +63,13 @@ class TritonBackend:
     def version(self) -> str:
         return f"triton:{self.model}@{self.url}:{self.model_version}"
 
-    @property
-    def context_length(self) -> int:
-        return self._context_length
-
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
 
-    def stream(self, messages: Sequence[ChatTurn], params: GenerationParams) -> GenerationStream:
+    def stream(self, messages: Sequence[ChatTurn], params: SamplingParams) -> TritonStream:
         return TritonStream(self, format_chatml(messages), params)
 
-    def request_inputs(self, prompt: str, params: GenerationParams) -> list[Any]:
+    def request_inputs(self, prompt: str, params: SamplingParams) -> list[Any]:
         """The model's inputs; `seed` only when there is one (the model's default is none)."""
         inputs = [
             _input("prompt", np.array([prompt.encode("utf-8")], dtype=np.object_), "BYTES"),
@@ -84,7 +82,7 @@ class TritonBackend:
             inputs.append(_input("seed", np.array([params.seed], dtype=np.int64), "INT64"))
         return inputs
 
-    def open_call(self, prompt: str, params: GenerationParams) -> Any:
+    def open_call(self, prompt: str, params: SamplingParams) -> Any:
         """One streaming call carrying one request; the request side stays open until the call ends."""
         request = {"model_name": self.model, "inputs": self.request_inputs(prompt, params)}
 
@@ -107,30 +105,19 @@ class TritonBackend:
 class TritonStream:
     """Async iterator of text deltas from one Triton streaming call (see the module docstring)."""
 
-    def __init__(self, backend: TritonBackend, prompt: str, params: GenerationParams) -> None:
+    def __init__(self, backend: TritonBackend, prompt: str, params: SamplingParams) -> None:
         self._backend = backend
         self._prompt = prompt
         self._params = params
         self._call: Any = None
         self._finished = False
-        self._stops = tuple(s for s in params.stop if s)
-        self._hold = max((len(s) for s in self._stops), default=1) - 1
-        self._text = ""  # everything received
-        self._emitted = 0  # how much of it has been yielded
-        self._prompt_tokens = 0
-        self._completion_tokens = 0
+        self._stops = StopSequences(params.stop)
+        # Token counts so far, as the server last counted them.
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
         self.finish_reason: str | None = None
 
-    @property
-    def prompt_tokens(self) -> int:
-        return self._prompt_tokens
-
-    @property
-    def completion_tokens(self) -> int:
-        """Tokens generated so far, as the server last counted them."""
-        return self._completion_tokens
-
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> TritonStream:
         return self
 
     async def __anext__(self) -> str:
@@ -162,31 +149,17 @@ class TritonStream:
             raise GenerationError(self._backend.describe(_rpc_error_text(exc))) from exc
         if error is not None:
             raise GenerationError(self._backend.describe(str(error)))
-        self._prompt_tokens = int(result.as_numpy("prompt_tokens")[0])
-        self._completion_tokens = int(result.as_numpy("completion_tokens")[0])
-        self._text += _decode(result.as_numpy("text")[0])
+        self.prompt_tokens = int(result.as_numpy("prompt_tokens")[0])
+        self.completion_tokens = int(result.as_numpy("completion_tokens")[0])
+        released = self._stops.feed(_decode(result.as_numpy("text")[0]))
         final_reason = _decode(result.as_numpy("finish_reason")[0])
-        return self._release(final_reason)
-
-    def _release(self, final_reason: str) -> str:
-        """The text that can no longer be part of a stop sequence; ends the stream on a stop or the final response."""
-        start = self._emitted
-        hits = [i for i in (self._text.find(s, start) for s in self._stops) if i >= 0]
-        if hits:
-            cut = min(hits)
-            self._text = self._text[:cut]
-            self._emitted = cut
+        # A stop sequence ends the stream (and cancels the call unless this was its last response).
+        if self._stops.stopped:
             self._end("stop", cancel=not final_reason)
-            return self._text[start:cut]
-        if final_reason:
-            self._emitted = len(self._text)
+        elif final_reason:
+            released += self._stops.rest()
             self._end(final_reason, cancel=False)
-            return self._text[start:]
-        safe = len(self._text) - self._hold
-        if safe > start:
-            self._emitted = safe
-            return self._text[start:safe]
-        return ""
+        return released
 
     def _end(self, reason: str, *, cancel: bool) -> None:
         if not self._finished:
@@ -198,16 +171,6 @@ class TritonStream:
     async def aclose(self) -> None:
         """Stops the generation: Triton cancels the request and the model stops stepping it."""
         self._end("cancelled", cancel=True)
-
-    async def __aenter__(self) -> TritonStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._end("cancelled", cancel=True)
-
-    async def text(self) -> str:
-        """Consume the whole stream and return its text."""
-        return "".join([delta async for delta in self])
 
 
 def served_version(url: str, model: str, *, timeout_s: float = 10.0) -> str:

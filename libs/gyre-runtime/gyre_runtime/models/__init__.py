@@ -1,7 +1,8 @@
-"""Model runtimes: ONNX sentence embedder and onnxruntime-genai text generator.
+"""Model runtimes: the ONNX sentence embedder and the manifests of built models.
 
-Heavy imports (onnxruntime, onnxruntime_genai) happen when a class is first used, so importing
-this package stays cheap for services that need only one of them.
+The heavy import (onnxruntime) happens when the embedder is first used, so importing this package
+stays cheap for services that only read manifests. Text generation engines, the in-process
+onnxruntime-genai one included, live in ``gyre_runtime.generation``.
 """
 
 from __future__ import annotations
@@ -12,25 +13,18 @@ from .manifest import FileEntry, ManifestError, ModelManifest, load_manifest, ve
 
 if TYPE_CHECKING:
     from .embedder import OnnxEmbedder
-    from .generator import GenerationParams, GenerationStream, OnnxGenaiGenerator
 
 __all__ = [
     "FileEntry",
-    "GenerationParams",
-    "GenerationStream",
     "ManifestError",
     "ModelManifest",
     "OnnxEmbedder",
-    "OnnxGenaiGenerator",
     "load_manifest",
     "verify_manifest",
 ]
 
 _LAZY = {
     "OnnxEmbedder": "embedder",
-    "GenerationParams": "generator",
-    "GenerationStream": "generator",
-    "OnnxGenaiGenerator": "generator",
 }
 
 
