@@ -2,7 +2,7 @@
 
 Decoupled: `execute` hands each request to one owner thread and returns at once, so a single
 model instance serves many streams. The owner thread steps up to `max_active` requests
-round-robin, one token (or one prefill chunk) each, like gyre_runtime.models.generator in the
+round-robin, one token (or one prefill chunk) each, like gyre_runtime.generation.onnx in the
 services: `generate_next_token` holds the GIL, so more threads would add no throughput. It checks
 `is_cancelled()` before every step and drops a cancelled request's generator (and KV cache).
 Every response carries the text delta and the running `prompt_tokens`/`completion_tokens`; the
