@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from gyre_ingest.formats.html import extract_html
-from gyre_ingest.structure import parse_sections
+from gyre_ingest.sections import parse_sections
 from gyre_runtime.state.golden_sets import (
     GoldenItem,
     GoldenSetError,

@@ -22,13 +22,15 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from gyre_contracts import DocumentSubmitted
-from gyre_ingest import structure
+from gyre_ingest import sentences
 from gyre_ingest.cleaning import clean_text
 from gyre_ingest.dedup import minhash_signature
 from gyre_ingest.formats import ExtractionError, ExtractOptions, extract
 from gyre_ingest.formats.markdown import _atx_heading_title, extract_markdown
 from gyre_ingest.pipeline import IngestConfig, PreparedDocument, prepare_document
-from gyre_ingest.structure import ChunkingConfig, atx_heading, chunk_document, parse_sections, split_sentences
+from gyre_ingest.sections import atx_heading, parse_sections
+from gyre_ingest.sentences import split_sentences
+from gyre_ingest.structure import ChunkingConfig, chunk_document
 from gyre_runtime.guardrails.pii import apply_pii_policy, find_pii
 
 REPO = Path(__file__).resolve().parents[3]
@@ -145,11 +147,11 @@ def old_split_sentences(text: str) -> list[tuple[int, int]]:
         following = text[match.end()]
         if not (following.isupper() or following.isdigit() or following in "\"'“‘([¿¡"):
             continue
-        if match.group(2) == "." and structure._is_abbreviation(match.group(1)):
+        if match.group(2) == "." and sentences._is_abbreviation(match.group(1)):
             continue
-        structure._append_trimmed(text, sentence_start, match.start(3), spans)
+        sentences._append_trimmed(text, sentence_start, match.start(3), spans)
         sentence_start = match.end()
-    structure._append_trimmed(text, sentence_start, len(text), spans)
+    sentences._append_trimmed(text, sentence_start, len(text), spans)
     return spans
 
 

@@ -17,7 +17,8 @@ from tokenizers import Tokenizer
 from gyre_contracts import Chunk
 from gyre_ingest.chunking import chunk_text
 from gyre_ingest.formats.base import Page
-from gyre_ingest.structure import ChunkingConfig, chunk_document, split_sentences
+from gyre_ingest.sentences import split_sentences
+from gyre_ingest.structure import ChunkingConfig, chunk_document
 
 REPO = Path(__file__).resolve().parents[3]
 EMBEDDER = "all-minilm-l6-v2"
