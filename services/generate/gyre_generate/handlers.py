@@ -197,13 +197,17 @@ class GenerateHandler:
             subject=f"generate.stream.{event.request_id}",
         )
 
+    async def _emit_words(self, event: GenerationRequested, text: str) -> None:
+        """A whole text streamed word by word: a client shows it growing, as it shows a model's."""
+        for index, piece in enumerate(words_of(text)):
+            await self._emit(event, index, piece)
+
     async def _fixed(
         self, event: GenerationRequested, text: str, template: PromptTemplate, finish_reason: str,
         guardrails: tuple[str, ...] = (),
     ) -> Answer:
         """An answer that is not the model's (no-answer, refusal): streamed like one, nothing cited."""
-        for index, piece in enumerate(words_of(text)):
-            await self._emit(event, index, piece)
+        await self._emit_words(event, text)
         return Answer(text, finish_reason, template.ref, guardrails=guardrails)
 
     async def _generate(
@@ -268,10 +272,8 @@ class GenerateHandler:
         guarded = answer_guard.apply(checked.text or template.no_answer_text)
         deltas.discard()
         if not cancelled:
-            # Word by word, as a fixed answer is: a client shows it growing, as it shows a model's.
             clock.token()
-            for index, piece in enumerate(words_of(guarded.text)):
-                await self._emit(event, index, piece)
+            await self._emit_words(event, guarded.text)
         acted: tuple[str, ...] = (f"grounding_{checked.action}",) if checked.action in ("trimmed", "extractive") else ()
         acted += ("model_refused",) if not checked.text and checked.action == "none" else ()
         return Answer(
