@@ -21,7 +21,8 @@ from gyre_contracts import (
 )
 from gyre_gateway.chat.backpressure import admit_generation
 from gyre_gateway.chat.protocol import ChatCompletionRequest
-from gyre_gateway.chat.serving import GenerationFollower, generation_request, start_chat_stream
+from gyre_gateway.chat.request import generation_request
+from gyre_gateway.chat.serving import GenerationFollower, start_chat_stream
 from gyre_gateway.disconnect import unless_client_leaves
 from gyre_gateway.errors import ApiError
 from gyre_runtime.config import load_settings

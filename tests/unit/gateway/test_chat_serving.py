@@ -7,16 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gyre_contracts import Citation, GenerationCompleted, GenerationFailed, Timings, TokenDelta, Usage
+from gyre_gateway.chat.failures import generation_timeout
 from gyre_gateway.chat.protocol import ChatCompletionRequest
-from gyre_gateway.chat.serving import (
-    StreamMessage,
-    completion_chunk,
-    completion_response,
-    generation_request,
-    generation_timeout,
-    sse_event,
-    stream_chat_events,
-)
+from gyre_gateway.chat.request import generation_request
+from gyre_gateway.chat.responses import completion_chunk, completion_response, sse_event
+from gyre_gateway.chat.serving import StreamMessage, stream_chat_events
 from gyre_gateway.errors import ApiError
 from gyre_runtime.config import load_settings
 

@@ -16,14 +16,9 @@ import pytest
 
 from gyre_contracts import GenerationFailed, GenerationLoad, TokenDelta, encode_body
 from gyre_contracts.generate import FailureCode
+from gyre_gateway.chat.failures import generation_failed
 from gyre_gateway.chat.protocol import ChatCompletionRequest
-from gyre_gateway.chat.serving import (
-    StreamMessage,
-    complete_chat,
-    generation_failed,
-    start_chat_stream,
-    stream_chat_events,
-)
+from gyre_gateway.chat.serving import StreamMessage, complete_chat, start_chat_stream, stream_chat_events
 from gyre_gateway.errors import ApiError, error_response
 from gyre_runtime.config import load_settings
 

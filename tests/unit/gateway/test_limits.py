@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from gyre_contracts import GenerationFailed, SamplingParams
 from gyre_contracts.limits import METADATA_MAX_BYTES, METADATA_MAX_DEPTH, METADATA_MAX_KEYS
-from gyre_gateway.chat.serving import generation_failed
+from gyre_gateway.chat.failures import generation_failed
 from gyre_gateway.errors import ApiError, error_response
 from gyre_gateway.upstream import upstream_failure
 from gyre_runtime.generation.openai_compat import OpenAICompatibleBackend
