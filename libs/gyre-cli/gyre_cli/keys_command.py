@@ -16,7 +16,7 @@ import sys
 
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.config import Settings, load_settings
-from gyre_runtime.state.api_keys import BUCKET, ApiKeyError, ApiKeyRecord, ApiKeyStore, Scope, parse_scopes
+from gyre_runtime.state.api_keys import ApiKeyError, ApiKeyRecord, ApiKeyStore, Scope, parse_scopes
 
 
 async def create_key(
@@ -26,7 +26,7 @@ async def create_key(
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
-        return await ApiKeyStore(await bus.kv(BUCKET)).create(tenant, scopes, rate_limit_per_minute)
+        return await (await ApiKeyStore.open(bus)).create(tenant, scopes, rate_limit_per_minute)
     finally:
         await bus.close()
 
@@ -35,7 +35,7 @@ async def list_keys(settings: Settings, tenant: str | None = None) -> list[ApiKe
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
-        return await ApiKeyStore(await bus.kv(BUCKET)).list(tenant)
+        return await (await ApiKeyStore.open(bus)).list(tenant)
     finally:
         await bus.close()
 
@@ -45,7 +45,7 @@ async def revoke_key(settings: Settings, key_id: str) -> ApiKeyRecord | None:
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
-        return await ApiKeyStore(await bus.kv(BUCKET)).revoke(key_id)
+        return await (await ApiKeyStore.open(bus)).revoke(key_id)
     finally:
         await bus.close()
 

@@ -65,7 +65,7 @@ async def run_prompts(args: argparse.Namespace) -> str:
     bus = await connect(load_settings(), name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
-        registry = PromptRegistry(await bus.kv("gyre_prompts"))
+        registry = await PromptRegistry.open(bus)
         if args.action == "list":
             lines = []
             for name in await registry.names():

@@ -12,16 +12,12 @@ from gyre_runtime.config import load_settings
 from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
 
 
-def default_policy() -> TenantPolicy:
-    return TenantPolicy.from_settings(load_settings())
-
-
 async def _run(args: argparse.Namespace) -> TenantPolicy:
     settings = load_settings()
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await ensure_topology(bus)
-        policies = TenantPolicies(await bus.kv("gyre_tenants"), default_policy())
+        policies = await TenantPolicies.open(bus)
         policy = await policies.get(args.tenant)
         if args.action == "set":
             changes = {

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gyre_embed.handlers import EmbedHandlers
-from gyre_embed.index_targets import INDEX_BUCKET, ActiveIndex, ActiveIndexRecord, IndexTarget, LocalTargets
+from gyre_embed.index_targets import ActiveIndex, ActiveIndexRecord, IndexTarget, LocalTargets
 from gyre_embed.reindex import Reindexer, ServingIndex
 from gyre_embed.replay import BusReplaySource
 from gyre_runtime.config import Settings
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> Any:
     async def wire(svc: Service) -> None:
         # The collection serving search is recorded in KV once a rebuild has switched to one; until
         # then it is the one the settings name.
-        active_record = ActiveIndexRecord(await svc.bus.kv(INDEX_BUCKET))
+        active_record = await ActiveIndexRecord.open(svc.bus)
         recorded = await active_record.get()
         if recorded is None:
             recorded = ActiveIndex(collection=settings.qdrant_collection, embedding_model=settings.embedding_model)
@@ -87,15 +87,14 @@ def create_app(settings: Settings) -> Any:
         active = await targets.open(recorded.collection, recorded.embedding_model, share_model_of=None)
         serving = ServingIndex(active=active)
         svc.state["serving"] = serving
-        models = ModelRegistry(await svc.bus.kv("gyre_models"))
+        models = await ModelRegistry.open(svc.bus)
 
         async def register_model(target: IndexTarget) -> None:
             await models.register(ModelEntry(
                 id=target.model, kind="embedding", version=target.embedder.version, served_by="embed"
             ))
 
-        registry_kv = await svc.bus.kv("gyre_documents")
-        registry = DocumentRegistry(registry_kv)
+        registry = await DocumentRegistry.open(svc.bus)
         sparse = Bm25Encoder()
         handlers = EmbedHandlers(
             serving=serving,
@@ -103,7 +102,7 @@ def create_app(settings: Settings) -> Any:
             registry=registry,
             publisher=svc.publisher,
             reindexer=Reindexer(
-                serving=serving, targets=targets, source=BusReplaySource(svc.bus, registry_kv),
+                serving=serving, targets=targets, source=BusReplaySource(svc.bus, registry.kv),
                 active_record=active_record, registry=registry, publisher=svc.publisher, sparse=sparse,
                 max_deliver=settings.max_deliver, on_switch=register_model,
             ),

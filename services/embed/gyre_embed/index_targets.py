@@ -11,18 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
-from nats.js.errors import KeyDeletedError, KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from gyre_embed.batching import EmbeddingScheduler
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
+from gyre_runtime.state import buckets
+from gyre_runtime.state.kv_store import KvStore, compare_and_set, read
 from gyre_runtime.vectorstore import VectorStore, open_vector_store
 
 log = get_logger()
 
-# Bucket and key of the record naming the collection that serves search (see ActiveIndex).
-INDEX_BUCKET = "gyre_index"
+# Key of the record naming the collection that serves search (see ActiveIndex).
 ACTIVE_KEY = "active_collection"
 
 
@@ -97,21 +96,31 @@ class ActiveIndex(msgspec.Struct, kw_only=True):
 _decoder = msgspec.json.Decoder(ActiveIndex)
 
 
-class ActiveIndexRecord:
+class ActiveIndexMoved(RuntimeError):
+    """Another replica switched the active collection since this one read it: this switch is not recorded."""
+
+
+class ActiveIndexRecord(KvStore):
     """Reads and writes the active collection's record; every embed replica reads it at start."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    bucket = buckets.INDEX
 
     async def get(self) -> ActiveIndex | None:
-        try:
-            entry = await self.kv.get(ACTIVE_KEY)
-        except (KeyNotFoundError, KeyDeletedError):
-            return None
-        return _decoder.decode(entry.value) if entry.value else None
+        return (await read(self.kv, ACTIVE_KEY, _decoder.decode)).value
 
     async def put(self, active: ActiveIndex) -> None:
-        await self.kv.put(ACTIVE_KEY, msgspec.json.encode(active))
+        """Record a switch to ``active``, by compare-and-set: only while the record still names the
+        collection the switch is from (``previous_collection``), so no replica's switch overwrites another's."""
+
+        def switch(current: ActiveIndex | None) -> ActiveIndex:
+            if current is not None and current.collection != active.previous_collection:
+                raise ActiveIndexMoved(
+                    f"the active collection is {current.collection!r} now, not {active.previous_collection!r}: "
+                    f"another replica switched; {active.collection!r} is not recorded"
+                )
+            return active
+
+        await compare_and_set(self.kv, ACTIVE_KEY, switch, decode=_decoder.decode, what="the active collection record")
 
 
 class TargetFactory(Protocol):

@@ -46,9 +46,9 @@ def create_app(settings: Settings) -> Any:
         bus = svc.bus
         handler = EvaluateHandler(
             pipeline=LivePipeline(svc.publisher, timeout_s=settings.evaluation_item_timeout_s),
-            sets=GoldenSetStore(await bus.object_store("gyre_golden_sets")),
-            runs=EvaluationStore(await bus.kv("gyre_evaluations"), await bus.object_store("gyre_evaluations")),
-            prompts=PromptRegistry(await bus.kv("gyre_prompts")),
+            sets=await GoldenSetStore.open(bus),
+            runs=await EvaluationStore.open(bus),
+            prompts=await PromptRegistry.open(bus),
             publisher=svc.publisher,
             prompt_name=settings.prompt_name,
             default_top_k=settings.retrieval_top_k,

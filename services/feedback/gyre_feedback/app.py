@@ -8,7 +8,7 @@ from gyre_feedback.handlers import FeedbackHandler
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
-from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies
 
 
 def create_app(settings: Settings) -> Any:
@@ -16,8 +16,8 @@ def create_app(settings: Settings) -> Any:
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        generations = GenerationStore(await svc.bus.kv("gyre_generations"))
-        policies = TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy.from_settings(settings))
+        generations = await GenerationStore.open(svc.bus)
+        policies = await TenantPolicies.open(svc.bus)
         svc.consume("feedback", FeedbackHandler(generations, svc.publisher, policies))
 
     return service.asgi()

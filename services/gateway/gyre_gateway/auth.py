@@ -20,7 +20,6 @@ import nats.errors
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from nats.js.kv import KeyValue
 
 from gyre_gateway.errors import ApiError
 from gyre_gateway.rate_limit import RateLimiter, retry_after_header
@@ -28,7 +27,6 @@ from gyre_gateway.upstream import connected, service_of
 from gyre_runtime.logging import get_logger
 from gyre_runtime.operator_access import ACCESS_HINT, OperatorAccess, OperatorKeys, find_tenant
 from gyre_runtime.state.api_keys import (
-    BUCKET,
     SCOPES,
     ApiKeyRecord,
     ApiKeyStore,
@@ -88,7 +86,6 @@ class StoredKeys:
         self.clock = clock
         self.max_entries = max_entries
         self._cache: OrderedDict[str, tuple[float, ApiKeyRecord | None]] = OrderedDict()
-        self._kv: tuple[object, KeyValue] | None = None  # (the bus it belongs to, the bucket)
 
     def cached(self, key_hash: str) -> tuple[bool, ApiKeyRecord | None]:
         """(fresh, record) from the cache; ``fresh`` is False when the bucket must be asked."""
@@ -110,9 +107,7 @@ class StoredKeys:
             return record
         service = connected(service_of(request))  # 503 while the bus is down: the key cannot be checked
         try:
-            if self._kv is None or self._kv[0] is not service.bus:
-                self._kv = (service.bus, await service.bus.kv(BUCKET))
-            record = await ApiKeyStore(self._kv[1]).get_by_hash(key_hash)
+            record = await (await ApiKeyStore.open(service.bus)).get_by_hash(key_hash)
         except (nats.errors.Error, TimeoutError) as exc:
             raise ApiError(
                 503,

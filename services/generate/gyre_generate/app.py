@@ -22,7 +22,7 @@ from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
 from gyre_runtime.state.prompts import DEFAULT_TEMPLATE, PromptRegistry
-from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies
 
 log = get_logger()
 
@@ -43,15 +43,15 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
         svc.state["generator"] = generator
         spec = generate_consumer()
         running = RunningGenerations(capacity=spec.concurrency)
-        prompts = PromptRegistry(await svc.bus.kv("gyre_prompts"))
+        prompts = await PromptRegistry.open(svc.bus)
         if await prompts.seed(msgspec.structs.replace(DEFAULT_TEMPLATE, name=settings.prompt_name)):
             log.info("prompt_registry_seeded", prompt=settings.prompt_name)
         handler = GenerateHandler(
             generator=generator,
             publisher=svc.publisher,
-            generations=GenerationStore(await svc.bus.kv("gyre_generations")),
+            generations=await GenerationStore.open(svc.bus),
             prompts=prompts,
-            tenants=TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy.from_settings(settings)),
+            tenants=await TenantPolicies.open(svc.bus),
             retriever=Retriever(svc.publisher, timeout_s=settings.request_timeout_s),
             running=running,
             prompt_name=settings.prompt_name,
@@ -72,7 +72,7 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
             await nc.subscribe(svc.bus.subject("generate.cancel.*"), cb=CancelHandler(running).__call__),
             await nc.subscribe(svc.bus.subject(GenerationLoadRequest.subject), queue=DURABLE, cb=load.__call__),
         ]
-        await ModelRegistry(await svc.bus.kv("gyre_models")).register(
+        await (await ModelRegistry.open(svc.bus)).register(
             ModelEntry(
                 id=settings.generation_model, kind="generation", version=generator.version, served_by="generate"
             )

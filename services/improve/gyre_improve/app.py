@@ -24,7 +24,7 @@ def create_app(settings: Settings) -> Any:
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        store = TallyStore(await svc.bus.kv("gyre_feedback_tallies"))
+        store = await TallyStore.open(svc.bus)
         svc.state["tallies"] = store
         svc.consume("improve", ImproveHandler(store))
 

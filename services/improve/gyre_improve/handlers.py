@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.errors import NoKeysError
 
 from gyre_contracts import FeedbackRecorded
 from gyre_improve.tallies import Tally, add_rating
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.logging import get_logger
+from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import decode_key_part, encode_key_part
+from gyre_runtime.state.kv_store import KvStore, compare_and_set
 
 log = get_logger()
 _decoder = msgspec.json.Decoder(Tally)
@@ -22,29 +23,14 @@ def tally_key(kind: str, tenant: str, version: str) -> str:
     return f"{kind}.{encode_key_part(tenant)}.{encode_key_part(version)}"
 
 
-@dataclass
-class TallyStore:
-    kv: KeyValue
+class TallyStore(KvStore):
+    bucket = buckets.FEEDBACK_TALLIES
 
     async def add(self, key: str, subject: str, feedback_id: str, rating: int) -> None:
-        for _ in range(50):
-            try:
-                entry = await self.kv.get(key)
-                current, revision = _decoder.decode(entry.value or b"{}"), entry.revision
-            except KeyNotFoundError:
-                current, revision = Tally(subject=subject), 0
-            new = add_rating(current, feedback_id, rating)
-            if new is None:
-                return
-            try:
-                if revision:
-                    await self.kv.update(key, msgspec.json.encode(new), last=revision)
-                else:
-                    await self.kv.create(key, msgspec.json.encode(new))
-                return
-            except KeyWrongLastSequenceError:
-                continue
-        raise RuntimeError(f"tally {key} kept changing under us")
+        await compare_and_set(
+            self.kv, key, lambda current: add_rating(current or Tally(subject=subject), feedback_id, rating),
+            decode=_decoder.decode, what=f"tally {key}",
+        )
 
     async def all(self) -> dict[str, dict[str, object]]:
         out: dict[str, dict[str, object]] = {}

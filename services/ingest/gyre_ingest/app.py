@@ -13,7 +13,7 @@ from gyre_runtime.bus.topology import consumers_of
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.documents import DocumentRegistry
-from gyre_runtime.state.tenants import TenantPolicies, TenantPolicy
+from gyre_runtime.state.tenants import TenantPolicies
 
 
 def tokenizer_path(settings: Settings) -> Path:
@@ -48,12 +48,12 @@ def create_app(settings: Settings) -> Any:
         pool = ExtractionPool(tokenizer_path(settings), config, limits, workers)
         await pool.start()
         pools.append(pool)
-        dedup = DedupIndex(await svc.bus.kv("gyre_dedup"))
+        dedup = await DedupIndex.open(svc.bus)
         handler = IngestHandler(
             extraction=pool,
-            registry=DocumentRegistry(await svc.bus.kv("gyre_documents")),
+            registry=await DocumentRegistry.open(svc.bus),
             dedup=dedup,
-            policies=TenantPolicies(await svc.bus.kv("gyre_tenants"), TenantPolicy.from_settings(settings)),
+            policies=await TenantPolicies.open(svc.bus),
             publisher=svc.publisher,
         )
         svc.consume("ingest", handler)

@@ -9,8 +9,8 @@ Key layout (each part base64url-encoded with ``encode_key_part``):
 
 Every key carries the tenant, so one tenant's documents are never another's duplicates.
 
-Writes are compare-and-set (``kv.create`` / ``kv.update(last=revision)``, retried on
-``KeyWrongLastSequenceError``), so concurrent writers to one list never lose each other's ids.
+Writes to the lists are compare-and-set (``gyre_runtime.state.kv_store.compare_and_set``), so
+concurrent writers to one list never lose each other's ids.
 
 Concurrency: of documents with the same content remembered at the same time, exactly one wins.
 A document's own ``doc`` entry is written before it claims its hash, and the claim is the one
@@ -28,16 +28,16 @@ and the redelivered ingestion rewrites the document's entries.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 import msgspec
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from gyre_ingest.dedup import DEFAULT_BANDS, DEFAULT_ROWS, Duplicate, estimate_similarity, lsh_band_keys
+from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import encode_key_part
+from gyre_runtime.state.kv_store import KvStore, compare_and_set, read
 
 __all__ = ["DedupIndex", "Duplicate"]
 
@@ -46,8 +46,6 @@ __all__ = ["DedupIndex", "Duplicate"]
 MAX_BAND_MEMBERS = 1000
 # Near-duplicate candidates compared per lookup, those sharing the most bands first.
 MAX_CANDIDATES = 200
-_CAS_ATTEMPTS = 50
-_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream error codes of a failed expected-last-sequence check
 
 
 class _DocumentEntry(msgspec.Struct, frozen=True):
@@ -60,15 +58,18 @@ _entry_decoder = msgspec.json.Decoder(_DocumentEntry)
 _ids_decoder = msgspec.json.Decoder(list[str])
 
 
-class _Conflict(Exception):
-    """Someone else wrote the key between our read and our write."""
+def _encode_ids(ids: list[str]) -> bytes | None:
+    """An id list as stored; an empty one deletes its key."""
+    return msgspec.json.encode(ids) if ids else None
 
 
-class DedupIndex:
+class DedupIndex(KvStore):
     """Exact and near-duplicate lookups within a tenant, over the ``gyre_dedup`` bucket."""
 
+    bucket = buckets.DEDUP
+
     def __init__(self, kv: KeyValue, *, bands: int = DEFAULT_BANDS, rows: int = DEFAULT_ROWS) -> None:
-        self.kv = kv
+        super().__init__(kv)
         self.bands = bands
         self.rows = rows
 
@@ -186,22 +187,10 @@ class DedupIndex:
     # Internals ------------------------------------------------------------------------------
 
     async def _read_entry(self, tenant: str, document_id: str) -> _DocumentEntry | None:
-        try:
-            entry = await self.kv.get(self._doc_key(tenant, document_id))
-        except KeyNotFoundError:  # also what a deleted key reads as
-            return None
-        return _entry_decoder.decode(entry.value) if entry.value else None
-
-    async def _read_ids_with_revision(self, key: str) -> tuple[list[str], int | None]:
-        try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            return [], None
-        return (_ids_decoder.decode(entry.value) if entry.value else []), entry.revision
+        return (await read(self.kv, self._doc_key(tenant, document_id), _entry_decoder.decode)).value
 
     async def _read_ids(self, key: str) -> list[str]:
-        ids, _ = await self._read_ids_with_revision(key)
-        return ids
+        return (await read(self.kv, key, _ids_decoder.decode)).value or []
 
     async def _holds(self, tenant: str, document_id: str, text_hash: str) -> bool:
         entry = await self._read_entry(tenant, document_id)
@@ -216,66 +205,43 @@ class DedupIndex:
         live = await self._live_holders(tenant, holders, text_hash)
         return live[0] if live else None
 
-    async def _write_ids(self, key: str, ids: list[str], revision: int | None) -> None:
-        """Compare-and-set write of ``ids`` (an empty list deletes the key); ``_Conflict`` if it moved."""
-        try:
-            if not ids:
-                if revision is not None:
-                    await self.kv.delete(key, last=revision)
-            elif revision is None:
-                await self.kv.create(key, msgspec.json.encode(ids))
-            else:
-                await self.kv.update(key, msgspec.json.encode(ids), last=revision)
-        except KeyWrongLastSequenceError as exc:
-            raise _Conflict from exc
-        except APIError as exc:  # a conditional delete reports a moved key as a plain API error
-            if exc.err_code in _WRONG_LAST_SEQUENCE:
-                raise _Conflict from exc
-            raise
-
-    async def _backoff(self, attempt: int) -> None:
-        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
-
     async def _claim_hash(self, tenant: str, document_id: str, text_hash: str, *, allow_duplicate: bool) -> str | None:
         """Add the document to the hash's holders, atomically; returns the live holder before it, if any."""
         key = self._hash_key(tenant, text_hash)
-        for attempt in range(_CAS_ATTEMPTS):
-            holders, revision = await self._read_ids_with_revision(key)
+        holder: str | None = None
+
+        async def claim(current: list[str] | None) -> list[str] | None:
+            nonlocal holder
+            holders = current or []
             others = await self._live_holders(tenant, [h for h in holders if h != document_id], text_hash)
-            if others and not allow_duplicate:
-                return others[0]
+            holder = others[0] if others else None
+            if holder is not None and not allow_duplicate:
+                return None
             wanted = [*others, document_id]  # stale holders pruned, the original stays first
-            if wanted == holders:
-                return others[0] if others else None
-            try:
-                await self._write_ids(key, wanted, revision)
-            except _Conflict:
-                await self._backoff(attempt)
-                continue
-            return others[0] if others else None
-        raise RuntimeError(f"dedup key {key!r} kept changing under us")
+            return None if wanted == holders else wanted
 
-    async def _change_ids(self, key: str, change: Callable[[list[str]], list[str]]) -> list[str]:
-        for attempt in range(_CAS_ATTEMPTS):
-            ids, revision = await self._read_ids_with_revision(key)
+        await compare_and_set(
+            self.kv, key, claim, decode=_ids_decoder.decode, encode=_encode_ids, what=f"dedup key {key!r}"
+        )
+        return holder
+
+    async def _change_ids(self, key: str, change: Callable[[list[str]], list[str]]) -> None:
+        def changed(current: list[str] | None) -> list[str] | None:
+            ids = current or []
             wanted = change(ids)
-            if wanted == ids:
-                return ids
-            try:
-                await self._write_ids(key, wanted, revision)
-            except _Conflict:
-                await self._backoff(attempt)
-                continue
-            return wanted
-        raise RuntimeError(f"dedup key {key!r} kept changing under us")
+            return None if wanted == ids else wanted
 
-    async def _add_id(self, key: str, document_id: str) -> list[str]:
+        await compare_and_set(
+            self.kv, key, changed, decode=_ids_decoder.decode, encode=_encode_ids, what=f"dedup key {key!r}"
+        )
+
+    async def _add_id(self, key: str, document_id: str) -> None:
         def add(ids: list[str]) -> list[str]:
             if document_id in ids:
                 return ids
             return [*ids, document_id][-MAX_BAND_MEMBERS:]
 
-        return await self._change_ids(key, add)
+        await self._change_ids(key, add)
 
-    async def _remove_id(self, key: str, document_id: str) -> list[str]:
-        return await self._change_ids(key, lambda ids: [i for i in ids if i != document_id])
+    async def _remove_id(self, key: str, document_id: str) -> None:
+        await self._change_ids(key, lambda ids: [i for i in ids if i != document_id])

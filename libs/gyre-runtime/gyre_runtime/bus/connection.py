@@ -7,7 +7,7 @@ import contextlib
 import functools
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -46,6 +46,9 @@ class Bus:
     js: JetStreamContext
     settings: Settings
     user: str = ""  # the NATS user it connected as ("" without credentials)
+    # Handles by bucket name, opened once: opening asks JetStream for the stream's info (a round trip).
+    _kv_handles: dict[str, KeyValue] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _object_stores: dict[str, ObjectStore] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def subject(self, suffix: str) -> str:
         return self.settings.subject(suffix)
@@ -54,10 +57,16 @@ class Bus:
         return spec_name.replace("GYRE", self.settings.subject_prefix.upper(), 1)
 
     async def kv(self, bucket: str) -> KeyValue:
-        return await self.js.key_value(self.bucket_name(bucket))
+        name = self.bucket_name(bucket)
+        if name not in self._kv_handles:
+            self._kv_handles[name] = await self.js.key_value(name)
+        return self._kv_handles[name]
 
     async def object_store(self, bucket: str) -> ObjectStore:
-        return await self.js.object_store(self.bucket_name(bucket))
+        name = self.bucket_name(bucket)
+        if name not in self._object_stores:
+            self._object_stores[name] = await self.js.object_store(name)
+        return self._object_stores[name]
 
     def bucket_name(self, bucket: str) -> str:
         return bucket.replace("gyre", self.settings.subject_prefix, 1)

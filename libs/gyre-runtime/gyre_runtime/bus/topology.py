@@ -17,6 +17,11 @@ from gyre_contracts import (
 )
 from gyre_runtime.config import Settings
 
+# Buckets and object stores have their own table, beside the stores that own them; re-exported here.
+from gyre_runtime.state.buckets import BUCKETS as BUCKETS
+from gyre_runtime.state.buckets import OBJECT_STORES as OBJECT_STORES
+from gyre_runtime.state.buckets import BucketSpec as BucketSpec
+
 DAY = 24 * 3600.0
 
 
@@ -115,32 +120,3 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 
 def consumers_of(service: str) -> tuple[ConsumerSpec, ...]:
     return tuple(c for c in CONSUMERS if c.service == service)
-
-
-@dataclass(frozen=True)
-class BucketSpec:
-    name: str
-    history: int = 1
-    description: str = ""
-
-
-# Key-value state (see DESIGN "State: where each fact lives").
-BUCKETS: tuple[BucketSpec, ...] = (
-    BucketSpec("gyre_documents", history=5, description="document registry: status, version, reasons, timings"),
-    BucketSpec("gyre_generations", description="generation records by request id, for the feedback join"),
-    BucketSpec("gyre_feedback_tallies", description="feedback counts per prompt version and per model"),
-    BucketSpec("gyre_models", description="model registry: versions the running services serve"),
-    BucketSpec("gyre_dedup", description="de-duplication index: content hashes, MinHash signatures, LSH bands"),
-    BucketSpec("gyre_tenants", description="per-tenant policies (personal data, duplicates)"),
-    BucketSpec("gyre_prompts", history=10, description="prompt templates by name and version, and their labels"),
-    BucketSpec("gyre_api_keys", description="API keys by sha256 of the key: tenant, scopes, rate limit, revoked"),
-    BucketSpec("gyre_index", history=10, description="vector index: the collection serving search, its model"),
-    BucketSpec("gyre_evaluations", description="evaluation runs: status, progress, metrics; items scored so far"),
-)
-
-
-# Object stores (large values: files, datasets, results).
-OBJECT_STORES: tuple[BucketSpec, ...] = (
-    BucketSpec("gyre_golden_sets", description="golden sets: <tenant>/<set>/<version>.jsonl"),
-    BucketSpec("gyre_evaluations", description="evaluation results: per-item rows and reports, by evaluation id"),
-)

@@ -13,13 +13,12 @@ import secrets
 from typing import Literal, cast, get_args
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.errors import NoKeysError
 
 from gyre_contracts import utc_now
 from gyre_contracts.limits import TENANT_ID_RULE, is_tenant_id
-
-BUCKET = "gyre_api_keys"
+from gyre_runtime.state import buckets
+from gyre_runtime.state.kv_store import KvStore, create, read
 
 Scope = Literal["ingest", "query", "feedback", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
@@ -108,11 +107,10 @@ def new_record(
     )
 
 
-class ApiKeyStore:
+class ApiKeyStore(KvStore):
     """Create, find, list and revoke keys in the bucket; records are keyed by the key's hash."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    bucket = buckets.API_KEYS
 
     async def create(
         self, tenant: str, scopes: tuple[Scope, ...], rate_limit_per_minute: int | None = None
@@ -124,18 +122,11 @@ class ApiKeyStore:
             record = new_record(key, tenant, scopes, rate_limit_per_minute)
             if record.key_id in taken:  # 48 random bits: a clash is rare, but key ids must stay unique
                 continue
-            try:
-                await self.kv.create(record.hash, msgspec.json.encode(record))
-            except KeyWrongLastSequenceError:
-                continue
-            return key, record
+            if await create(self.kv, record.hash, msgspec.json.encode(record)):
+                return key, record
 
     async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        try:
-            entry = await self.kv.get(key_hash)
-        except KeyNotFoundError:
-            return None
-        return _decoder.decode(entry.value) if entry.value else None
+        return (await read(self.kv, key_hash, _decoder.decode)).value
 
     async def find(self, key: str) -> ApiKeyRecord | None:
         """The record of a presented key (revoked ones included: the caller decides)."""

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Literal
 
 import msgspec
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from gyre_contracts import Rejection
+from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import encode_key_part
+from gyre_runtime.state.kv_store import KvStore, compare_and_set, read
 
 Status = Literal["pending", "indexed", "rejected", "deleted"]
 Verdict = Literal["current", "superseded", "deleted"]
@@ -206,20 +206,13 @@ def document_key(tenant: str, document_id: str) -> str:
     return f"{encode_key_part(tenant)}.{encode_key_part(document_id)}"
 
 
-class DocumentRegistry:
+class DocumentRegistry(KvStore):
     """Reads and compare-and-set updates of document records in the ``gyre_documents`` bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    bucket = buckets.DOCUMENTS
 
     async def get(self, tenant: str, document_id: str) -> DocumentRecord | None:
-        try:
-            entry = await self.kv.get(document_key(tenant, document_id))
-        except KeyNotFoundError:
-            return None
-        if not entry.value:
-            return None
-        return decode_record(entry.value)
+        return (await read(self.kv, document_key(tenant, document_id), decode_record)).value
 
     async def update(
         self,
@@ -227,28 +220,8 @@ class DocumentRegistry:
         document_id: str,
         change: Callable[[DocumentRecord | None], DocumentRecord | None],
     ) -> DocumentRecord | None:
-        """Apply ``change`` atomically (optimistic concurrency); ``None`` from change writes nothing."""
-        key = document_key(tenant, document_id)
-        for _ in range(50):
-            try:
-                entry = await self.kv.get(key)
-                current = decode_record(entry.value) if entry.value else None
-                revision = entry.revision
-            except KeyNotFoundError:
-                current, revision = None, None
-            except KeyDeletedError as exc:
-                current, revision = None, exc.entry.revision if exc.entry else None
-            new = change(current)
-            if new is None:
-                return current
-            data = msgspec.json.encode(new)
-            try:
-                if not revision:
-                    await self.kv.create(key, data)
-                else:
-                    await self.kv.update(key, data, last=revision)
-                return new
-            except KeyWrongLastSequenceError:
-                continue  # someone else wrote between our read and write: re-read and retry
-        raise RuntimeError(f"document record {document_id!r} kept changing under us")
-
+        """Apply ``change`` atomically (compare-and-set); ``None`` from change writes nothing."""
+        return await compare_and_set(
+            self.kv, document_key(tenant, document_id), change, decode=decode_record,
+            what=f"document record {document_id!r}",
+        )

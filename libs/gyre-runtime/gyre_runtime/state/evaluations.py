@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from gyre_contracts import EvaluationRequested
+from gyre_runtime.state import buckets
 from gyre_runtime.state.golden_sets import (
     GoldenItem,
     GoldenSetError,
@@ -29,6 +30,10 @@ from gyre_runtime.state.golden_sets import (
     parse_golden_jsonl,
     set_checksum,
 )
+from gyre_runtime.state.kv_store import KvStore, create, read
+
+if TYPE_CHECKING:
+    from gyre_runtime.bus.connection import Bus
 
 _SET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -63,6 +68,11 @@ def check_set_name(name: str) -> str:
 class GoldenSetStore:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
+
+    @classmethod
+    async def open(cls, bus: Bus) -> Self:
+        """The store on ``bus`` (which opens the Object Store once and keeps the handle)."""
+        return cls(await bus.object_store(buckets.GOLDEN_SETS.name))
 
     async def _objects(self, tenant: str) -> dict[str, dict[int, str]]:
         """``{set: {version: object name}}`` of a tenant."""
@@ -187,17 +197,21 @@ def new_run(event: EvaluationRequested) -> EvaluationRun:
 _run_decoder = msgspec.json.Decoder(EvaluationRun)
 
 
-class EvaluationStore:
+class EvaluationStore(KvStore):
+    """Runs in the KV bucket, their results in the Object Store of the same name."""
+
+    bucket = buckets.EVALUATIONS
+
     def __init__(self, kv: KeyValue, objects: ObjectStore) -> None:
-        self.kv = kv
+        super().__init__(kv)
         self.objects = objects
 
+    @classmethod
+    async def open(cls, bus: Bus) -> Self:
+        return cls(await bus.kv(cls.bucket.name), await bus.object_store(buckets.EVALUATION_RESULTS.name))
+
     async def get(self, evaluation_id: str) -> EvaluationRun | None:
-        try:
-            entry = await self.kv.get(run_key(evaluation_id))
-        except KeyNotFoundError:
-            return None
-        return _run_decoder.decode(entry.value) if entry.value else None
+        return (await read(self.kv, run_key(evaluation_id), _run_decoder.decode)).value
 
     async def require(self, evaluation_id: str, tenant: str) -> EvaluationRun:
         run = await self.get(evaluation_id)
@@ -211,11 +225,7 @@ class EvaluationStore:
 
     async def create(self, run: EvaluationRun) -> bool:
         """Store a new run; False when one with its id exists (a repeated request)."""
-        try:
-            await self.kv.create(run_key(run.id), msgspec.json.encode(run))
-        except KeyWrongLastSequenceError:  # it exists
-            return False
-        return True
+        return await create(self.kv, run_key(run.id), msgspec.json.encode(run))
 
     async def put_item(self, evaluation_id: str, index: int, row: dict[str, Any]) -> None:
         await self.kv.put(item_key(evaluation_id, index), msgspec.json.encode(row))

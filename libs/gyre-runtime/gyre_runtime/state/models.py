@@ -7,10 +7,11 @@ from typing import Literal
 
 import msgspec
 from nats.js.errors import NoKeysError
-from nats.js.kv import KeyValue
 
 from gyre_contracts import utc_now
+from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import encode_key_part
+from gyre_runtime.state.kv_store import KvStore
 
 
 class ModelEntry(msgspec.Struct, kw_only=True):
@@ -24,9 +25,8 @@ class ModelEntry(msgspec.Struct, kw_only=True):
 _decoder = msgspec.json.Decoder(ModelEntry)
 
 
-class ModelRegistry:
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+class ModelRegistry(KvStore):
+    bucket = buckets.MODELS
 
     async def register(self, entry: ModelEntry) -> None:
         await self.kv.put(encode_key_part(entry.id), msgspec.json.encode(entry))

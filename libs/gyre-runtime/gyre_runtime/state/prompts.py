@@ -17,8 +17,18 @@ import re
 from typing import Annotated, Any, Literal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from gyre_runtime.state import buckets
+from gyre_runtime.state.kv_store import (
+    KvStore,
+    WriteConflict,
+    compare_and_set,
+    create,
+    read,
+    retry_on_conflict,
+    write,
+)
 
 DEFAULT_PROMPT_NAME = "rag-answer"
 DEFAULT_LABELS = ("production", "candidate")
@@ -153,9 +163,11 @@ def labels_key(name: str) -> str:
     return f"labels.{name}"
 
 
-class PromptRegistry:
+class PromptRegistry(KvStore):
+    bucket = buckets.PROMPTS
+
     def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+        super().__init__(kv)
         self._templates: dict[tuple[str, int], PromptTemplate] = {}
 
     # -- reading -------------------------------------------------------------------------------
@@ -184,27 +196,13 @@ class PromptRegistry:
         cached = self._templates.get((name, version))
         if cached is not None:
             return cached
-        try:
-            entry = await self.kv.get(template_key(name, version))
-        except KeyNotFoundError:
-            return None
-        if not entry.value:
-            return None
-        template = _template_decoder.decode(entry.value)
-        self._templates[(name, version)] = template
+        template = (await read(self.kv, template_key(name, version), _template_decoder.decode)).value
+        if template is not None:
+            self._templates[(name, version)] = template
         return template
 
-    async def _labels_entry(self, name: str) -> tuple[dict[str, int], int]:
-        """Labels of ``name`` and the revision to update them at (0: no labels key yet)."""
-        try:
-            entry = await self.kv.get(labels_key(name))
-        except KeyNotFoundError:
-            return {}, 0
-        labels = _labels_decoder.decode(entry.value) if entry.value else {}
-        return labels, entry.revision or 0
-
     async def labels(self, name: str) -> dict[str, int]:
-        return (await self._labels_entry(name))[0]
+        return (await read(self.kv, labels_key(name), _labels_decoder.decode)).value or {}
 
     async def resolve(self, name: str, *, label: str | None = None, version: int | None = None) -> PromptTemplate:
         """The template a label (or an explicit version) points at; PromptError says what is known instead."""
@@ -237,7 +235,8 @@ class PromptRegistry:
         unknown = sorted(set(fields) - set(TEMPLATE_FIELDS))
         if unknown:
             raise PromptError(f"unknown template field(s) {', '.join(unknown)}: expected {', '.join(TEMPLATE_FIELDS)}")
-        for _ in range(_CAS_ATTEMPTS):
+
+        async def put_next_version() -> PromptTemplate:
             versions = await self.versions(name)
             latest = await self.get(name, versions[-1]) if versions else None
             values: dict[str, Any] = {f: getattr(latest, f) for f in TEMPLATE_FIELDS} if latest else {}
@@ -251,13 +250,15 @@ class PromptRegistry:
                 )
             except msgspec.ValidationError as exc:
                 raise PromptError(f"prompt {name!r}: {exc}") from exc
-            try:
-                await self.kv.create(template_key(name, template.version), msgspec.json.encode(template))
-            except KeyWrongLastSequenceError:
-                continue  # another writer took this version number: take the next one
+            # Conflict when another writer took this version number: the retry takes the next one.
+            await write(self.kv, template_key(name, template.version), msgspec.json.encode(template), 0)
             self._templates[(name, template.version)] = template
             return template
-        raise PromptError(f"prompt {name!r}: too many concurrent writers, try again")
+
+        try:
+            return await retry_on_conflict(put_next_version, what=f"prompt {name!r}", attempts=_CAS_ATTEMPTS)
+        except WriteConflict as exc:
+            raise PromptError(f"prompt {name!r}: too many concurrent writers, try again") from exc
 
     async def set_label(self, name: str, label: str, version: int) -> dict[str, int]:
         """Point ``label`` of ``name`` at ``version`` (which must exist); returns all labels of ``name``."""
@@ -265,18 +266,14 @@ class PromptRegistry:
         if await self.get(name, version) is None:
             known = ", ".join(str(v) for v in await self.versions(name)) or "none"
             raise PromptError(f"prompt {name!r} has no version {version} (versions: {known})")
-        for _ in range(_CAS_ATTEMPTS):
-            labels, revision = await self._labels_entry(name)
-            labels = {**labels, label: version}
-            try:
-                if revision:
-                    await self.kv.update(labels_key(name), msgspec.json.encode(labels), last=revision)
-                else:
-                    await self.kv.create(labels_key(name), msgspec.json.encode(labels))
-            except KeyWrongLastSequenceError:
-                continue
-            return labels
-        raise PromptError(f"prompt {name!r}: too many concurrent label changes, try again")
+        try:
+            labels = await compare_and_set(
+                self.kv, labels_key(name), lambda current: {**(current or {}), label: version},
+                decode=_labels_decoder.decode, what=f"labels of prompt {name!r}", attempts=_CAS_ATTEMPTS,
+            )
+        except WriteConflict as exc:
+            raise PromptError(f"prompt {name!r}: too many concurrent label changes, try again") from exc
+        return labels or {}
 
     async def seed(self, template: PromptTemplate = DEFAULT_TEMPLATE, labels: tuple[str, ...] = DEFAULT_LABELS) -> bool:
         """On a registry with no templates at all, store ``template`` as version 1 with ``labels``.
@@ -287,9 +284,7 @@ class PromptRegistry:
         if await self.names():
             return False
         first = msgspec.structs.replace(template, version=1, created_at=_now())
-        try:
-            await self.kv.create(template_key(first.name, 1), msgspec.json.encode(first))
-        except KeyWrongLastSequenceError:
+        if not await create(self.kv, template_key(first.name, 1), msgspec.json.encode(first)):
             return False
         for label in labels:
             await self.set_label(first.name, label, 1)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
 import msgspec
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from gyre_runtime.config import DuplicatePolicy, Settings
 from gyre_runtime.guardrails.pii import PiiPolicy
+from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import encode_key_part
+from gyre_runtime.state.kv_store import KvStore, read
+
+if TYPE_CHECKING:
+    from gyre_runtime.bus.connection import Bus
 
 __all__ = ["DuplicatePolicy", "PiiPolicy", "TenantPolicies", "TenantPolicy"]
 
@@ -31,19 +37,23 @@ class TenantPolicy(msgspec.Struct, frozen=True, kw_only=True):
 _decoder = msgspec.json.Decoder(TenantPolicy)
 
 
-class TenantPolicies:
+class TenantPolicies(KvStore):
     """Reads and writes policies in the ``gyre_tenants`` bucket; unknown tenants get ``default``."""
 
+    bucket = buckets.TENANTS
+
     def __init__(self, kv: KeyValue, default: TenantPolicy) -> None:
-        self.kv = kv
+        super().__init__(kv)
         self.default = default
 
+    @classmethod
+    async def open(cls, bus: Bus) -> Self:
+        """The policies on ``bus``; tenants without one of their own get the bus's settings' defaults."""
+        return cls(await bus.kv(cls.bucket.name), TenantPolicy.from_settings(bus.settings))
+
     async def get(self, tenant: str) -> TenantPolicy:
-        try:
-            entry = await self.kv.get(encode_key_part(tenant))
-        except KeyNotFoundError:
-            return self.default
-        return _decoder.decode(entry.value) if entry.value else self.default
+        policy = (await read(self.kv, encode_key_part(tenant), _decoder.decode)).value
+        return self.default if policy is None else policy
 
     async def put(self, tenant: str, policy: TenantPolicy) -> None:
         await self.kv.put(encode_key_part(tenant), msgspec.json.encode(policy))

@@ -41,22 +41,17 @@ from gyre_runtime.state.prompts import PromptError, PromptRegistry
 
 log = get_logger()
 
-GOLDEN_SETS_STORE = "gyre_golden_sets"
-EVALUATIONS_BUCKET = "gyre_evaluations"  # the KV bucket of runs and the Object Store of results share the name
-PROMPTS_BUCKET = "gyre_prompts"
-MODELS_BUCKET = "gyre_models"
 EVALUATION_ID_PREFIX = "eval-"
 JSONL_MEDIA_TYPE = "application/x-ndjson"
 _EVALUATION_ID = re.compile(EVALUATION_ID_PATTERN)
 
 
 async def golden_sets(service: Service) -> GoldenSetStore:
-    return GoldenSetStore(await connected(service).bus.object_store(GOLDEN_SETS_STORE))
+    return await GoldenSetStore.open(connected(service).bus)
 
 
 async def evaluations(service: Service) -> EvaluationStore:
-    bus = connected(service).bus
-    return EvaluationStore(await bus.kv(EVALUATIONS_BUCKET), await bus.object_store(EVALUATIONS_BUCKET))
+    return await EvaluationStore.open(connected(service).bus)
 
 
 # ---------------------------------------------------------------- golden sets
@@ -205,7 +200,7 @@ def retrieval_override(retrieval: RetrievalSettings, settings: Settings) -> Retr
 async def check_prompt_label(service: Service, label: str) -> None:
     if not label:
         return  # the production label: what every user's request gets
-    registry = PromptRegistry(await connected(service).bus.kv(PROMPTS_BUCKET))
+    registry = await PromptRegistry.open(connected(service).bus)
     try:
         await registry.resolve(service.settings.prompt_name, label=label)
     except PromptError as exc:
@@ -215,7 +210,7 @@ async def check_prompt_label(service: Service, label: str) -> None:
 async def check_model(service: Service, model: str) -> None:
     if not model:
         return  # the served model
-    entries = [e for e in await ModelRegistry(await connected(service).bus.kv(MODELS_BUCKET)).list()
+    entries = [e for e in await (await ModelRegistry.open(connected(service).bus)).list()
                if e.kind == "generation"]
     if any(model in (entry.id, entry.version) for entry in entries):
         return

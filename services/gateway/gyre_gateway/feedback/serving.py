@@ -12,13 +12,11 @@ from gyre_runtime.state.generations import GenerationStore
 
 log = get_logger()
 
-GENERATIONS_BUCKET = "gyre_generations"
-
 
 async def submit_feedback(
     service: Service, tenant: str, body: FeedbackCreate, *, traceparent: str | None = None
 ) -> FeedbackReceipt:
-    generation = await GenerationStore(await connected(service).bus.kv(GENERATIONS_BUCKET)).get(body.request_id)
+    generation = await (await GenerationStore.open(connected(service).bus)).get(body.request_id)
     # Another tenant's answer is reported exactly like a missing one: its existence is not ours to reveal.
     if generation is None or generation.tenant != tenant:
         raise ApiError(

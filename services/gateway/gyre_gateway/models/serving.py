@@ -7,13 +7,11 @@ from gyre_gateway.upstream import connected
 from gyre_runtime.service import Service
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
 
-MODELS_BUCKET = "gyre_models"
-
 
 def model_card(entry: ModelEntry) -> ModelCard:
     return ModelCard(id=entry.id, created=int(entry.registered_at.timestamp()), kind=entry.kind, version=entry.version)
 
 
 async def list_models(service: Service) -> ModelList:
-    entries = await ModelRegistry(await connected(service).bus.kv(MODELS_BUCKET)).list()
+    entries = await (await ModelRegistry.open(connected(service).bus)).list()
     return ModelList(data=[model_card(e) for e in entries])
