@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from gyre_contracts import DocumentSubmitted, EmbedResult, Rejection
-from gyre_gateway.documents.serving import mark_pending, normalise_content_type
+from gyre_gateway.documents.serving import mark_pending
+from gyre_gateway.documents.validation import normalise_content_type
 from gyre_gateway.embeddings.protocol import EmbeddingRequest
 from gyre_gateway.embeddings.serving import embedding_list, encode_base64_floats
 from gyre_runtime.state.documents import DocumentRecord

@@ -11,14 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gyre_gateway.app import create_app
-from gyre_gateway.documents.serving import (
-    UploadedFile,
-    guess_content_type,
-    parse_upload_metadata,
-    upload_content_type,
-    upload_document_id,
-    upload_submissions,
-)
+from gyre_gateway.documents.upload import UploadedFile, parse_upload_metadata, upload_document_id, upload_submissions
+from gyre_gateway.documents.validation import guess_content_type, upload_content_type
 from gyre_gateway.errors import ApiError
 from gyre_runtime.config import load_settings
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from gyre_gateway.app import create_app
 from gyre_gateway.body_limit import max_body_bytes
-from gyre_gateway.documents.serving import max_document_bytes
+from gyre_gateway.documents.validation import max_document_bytes
 from gyre_gateway.errors import field_path, validation_error
 from gyre_runtime.config import load_settings
 
