@@ -21,7 +21,6 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 from nats.js.errors import ServiceUnavailableError
-from support.nats_server import NatsServer
 
 from gyre_contracts import DocumentSubmitted, decode_event
 from gyre_runtime.bus import topology
@@ -30,6 +29,7 @@ from gyre_runtime.bus.consumer import Handler, MessageContext, PermanentError
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
+from tests.support.nats_server import NatsServer
 from tests.support.services import consumer_info, read_dead_letters, running_ingest
 
 REPLICA_SCRIPT = Path(__file__).with_name("replica.py")
@@ -376,7 +376,8 @@ async def test_a_service_keeps_consuming_after_jetstream_was_briefly_unavailable
     async with running_ingest(settings, handle) as service:
         # Observe the worker's fetches, to know when one has met the JetStream outage.
         [worker] = service.workers
-        fetch = worker._sub.fetch
+        subscription = worker.subscriber.subscription  # FastStream's pull subscription
+        fetch = subscription.fetch
         unavailable = asyncio.Event()
 
         async def observed_fetch(*args: Any, **kwargs: Any) -> Any:
@@ -386,7 +387,7 @@ async def test_a_service_keeps_consuming_after_jetstream_was_briefly_unavailable
                 unavailable.set()
                 raise
 
-        monkeypatch.setattr(worker._sub, "fetch", observed_fetch)
+        monkeypatch.setattr(subscription, "fetch", observed_fetch)
 
         await restart_server(jetstream=False)
         await asyncio.wait_for(unavailable.wait(), WAIT_S)

@@ -20,8 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gyre_runtime.bus.connection import Bus, connect, ensure_topology
+from gyre_runtime.bus.broker import Attached, GyreBroker, RawHandler, declare
+from gyre_runtime.bus.connection import Bus, ensure_consumer, ensure_topology
 from gyre_runtime.bus.consumer import ConsumerWorker, Handler
+from gyre_runtime.bus.permissions import SERVICE_ACCESS, Naming
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import consumers_of
 from gyre_runtime.config import Settings, load_settings
@@ -59,13 +61,18 @@ class OperatorOnlyMiddleware:
 
 
 class Service:
-    """Wires one service: call ``consume`` and ``on_start``/``on_stop``, then serve ``asgi()``."""
+    """Wires one service: call ``consume``/``respond``/``listen`` and ``on_start``/``on_stop``, then
+    serve ``asgi()``. The bus is a FastStream broker whose subscribers and publishers are declared from
+    the topology and permission tables (:mod:`gyre_runtime.bus.broker`)."""
 
     def __init__(self, name: str, settings: Settings, routes: Sequence[BaseRoute] = ()) -> None:
         self.name = name
         self.settings = settings
         self.routes = list(routes)
         self._handlers: dict[str, Handler] = {}
+        self._responders: dict[str, RawHandler] = {}
+        self._listeners: dict[str, RawHandler] = {}
+        self.broker: GyreBroker | None = None
         self._start_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
         self.workers: list[ConsumerWorker] = []
@@ -94,6 +101,20 @@ class Service:
             raise ValueError(f"{durable!r} is not a consumer of {self.name} (known: {sorted(known)})")
         self._handlers[durable] = handler
 
+    def respond(self, subject: str, handler: RawHandler) -> None:
+        """Answer requests on ``subject`` (a suffix this service ``serves`` in the permission table);
+        one replica answers each, many requests at once."""
+        if subject not in SERVICE_ACCESS[self.name].serves:
+            raise ValueError(f"{self.name} does not serve {subject!r} (see bus/permissions.py)")
+        self._responders[subject] = handler
+
+    def listen(self, subject: str, handler: RawHandler) -> None:
+        """Hear every message on ``subject`` (a core subscription this service has in the permission
+        table); every replica hears each one."""
+        if subject not in SERVICE_ACCESS[self.name].subscribes:
+            raise ValueError(f"{self.name} does not subscribe to {subject!r} (see bus/permissions.py)")
+        self._listeners[subject] = handler
+
     def on_start(self, hook: Hook) -> Hook:
         self._start_hooks.append(hook)
         return hook
@@ -103,32 +124,50 @@ class Service:
         return hook
 
     async def start(self) -> None:
-        """Connect, declare the topology, run start hooks (model loading), start consumers."""
-        self._bus = await connect(self.settings, name=f"gyre-{self.name}")
-        self._publisher = Publisher(self._bus, self.name)
-        await ensure_topology(self._bus)
+        """Connect, declare the topology, run start hooks (model loading), start subscribers."""
+        self.broker = broker = GyreBroker(self.settings, name=f"gyre-{self.name}")
+        await broker.connect()
+        assert broker.bus is not None
+        self._bus = bus = broker.bus
+        self._publisher = Publisher(bus, self.name)
+        await ensure_topology(bus)
         for hook in self._start_hooks:
             await hook(self)
+        workers: dict[str, ConsumerWorker] = {}
         for spec in consumers_of(self.name):
             handler = self._handlers.get(spec.durable)
             if handler is None:
                 continue
-            worker = ConsumerWorker(
-                self._bus, spec, handler, self._publisher, max_deliver=self.settings.max_deliver
+            await ensure_consumer(bus, spec, self.settings.max_deliver)
+            workers[spec.durable] = ConsumerWorker(
+                bus, spec, handler, self._publisher, max_deliver=self.settings.max_deliver
             )
-            await worker.start()
-            self.workers.append(worker)
+        attached = Attached(consumers=workers, responders=self._responders, listeners=self._listeners)
+        declared = declare(broker, self.name, Naming(self.settings.subject_prefix), attached)
+        self._publisher.declared = tuple(declared.publishers)
+        self.workers = list(workers.values())
+        await broker.start()
         self.ready = True
-        log.info("service_ready", consumers=[w.spec.durable for w in self.workers])
+        log.info("service_ready", consumers=list(workers), responders=list(declared.responders),
+                 listeners=list(declared.listeners))
 
     async def stop(self) -> None:
         self.ready = False
+        broker, self.broker = self.broker, None
+        if broker is not None:
+            # Nothing new is fetched or answered; then in-flight handlers get their grace period.
+            for subscriber in list(broker.subscribers):
+                with contextlib.suppress(Exception):
+                    await subscriber.stop()
         for worker in self.workers:
             await worker.stop()
         for hook in reversed(self._stop_hooks):
             with contextlib.suppress(Exception):
                 await hook(self)
-        if self._bus is not None:
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+        elif self._bus is not None:
             with contextlib.suppress(Exception):
                 await self._bus.close()
         log.info("service_stopped")

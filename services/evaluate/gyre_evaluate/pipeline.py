@@ -13,9 +13,8 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
-import nats.errors
 import numpy as np
 import numpy.typing as npt
 from nats.aio.msg import Msg
@@ -26,6 +25,7 @@ from gyre_contracts import (
     EmbedRequest,
     EmbedResult,
     EnvelopeError,
+    Event,
     GenerationCompleted,
     GenerationFailed,
     GenerationLoad,
@@ -36,15 +36,15 @@ from gyre_contracts import (
     RetrieveResult,
     SamplingParams,
     TokenDelta,
-    cloudevent_headers,
     decode_event,
-    encode_body,
     new_id,
 )
+from gyre_runtime.bus import requests
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.publisher import Publisher
 
 RetrievalMode = Literal["hybrid", "dense", "sparse"]
+R = TypeVar("R", bound=Event)
 
 
 class PipelineUnavailable(RuntimeError):
@@ -82,26 +82,18 @@ class LivePipeline:
     def bus(self) -> Bus:
         return self.publisher.bus
 
-    async def _request(self, event: RetrieveRequest | EmbedRequest | GenerationLoadRequest, wait_s: float) -> bytes:
-        headers = cloudevent_headers(event, source=self.source)
-        headers.pop("Nats-Msg-Id", None)
+    async def _request(self, event: Event, reply_type: type[R], wait_s: float) -> R:
         try:
-            msg = await self.bus.nc.request(
-                self.bus.subject(event.subject), encode_body(event), timeout=wait_s, headers=headers
-            )
-        except nats.errors.NoRespondersError as exc:
-            raise PipelineUnavailable(f"no replica answers on {self.bus.subject(event.subject)}") from exc
-        except nats.errors.TimeoutError as exc:
-            raise PipelineUnavailable(f"no reply within {wait_s:g}s on {self.bus.subject(event.subject)}") from exc
-        data: bytes = msg.data
-        return data
+            return await requests.request(self.bus, event, reply_type, source=self.source, timeout_s=wait_s)
+        except requests.RequestFailed as exc:
+            raise PipelineUnavailable(str(exc)) from exc
 
     async def retrieve(
         self, tenant: str, question: str, mode: RetrievalMode, top_k: int
     ) -> list[RetrievedChunk]:
         """The ranked hits, as ``POST /v1/search`` gets them."""
         request = RetrieveRequest(tenant=tenant, query=question, top_k=top_k, mode=mode, request_id=new_id())
-        result = decode_event(await self._request(request, 30.0), RetrieveResult)
+        result = await self._request(request, RetrieveResult, 30.0)
         if result.error:
             raise PipelineUnavailable(f"retrieval failed: {result.error}")
         return list(result.hits)
@@ -110,7 +102,7 @@ class LivePipeline:
         """Normalised embeddings of ``texts`` from the embed service (for embedding-similarity metrics)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        result = decode_event(await self._request(EmbedRequest(texts=tuple(texts)), 60.0), EmbedResult)
+        result = await self._request(EmbedRequest(texts=tuple(texts)), EmbedResult, 60.0)
         if result.error:
             raise PipelineUnavailable(f"embeddings failed: {result.error}")
         vectors = np.asarray(result.vectors, dtype=np.float32)
@@ -120,7 +112,7 @@ class LivePipeline:
 
     async def generate_load(self) -> GenerationLoad:
         """The generate replicas' load; PipelineUnavailable when none is running."""
-        return decode_event(await self._request(GenerationLoadRequest(), 5.0), GenerationLoad)
+        return await self._request(GenerationLoadRequest(), GenerationLoad, 5.0)
 
     async def answer(
         self,

@@ -7,8 +7,9 @@ from typing import TypeVar
 import nats.errors
 from fastapi import Request
 
-from gyre_contracts import EnvelopeError, Event, cloudevent_headers, decode_event, encode_body
+from gyre_contracts import Event, cloudevent_headers, encode_body
 from gyre_gateway.errors import ApiError
+from gyre_runtime.bus import requests
 from gyre_runtime.service import Service
 
 E = TypeVar("E", bound=Event)
@@ -54,23 +55,18 @@ async def request_reply(
     """Core NATS request/reply on the event's subject; no responder -> 503, timeout -> 504, bad reply -> 502."""
     bus = connected(service).bus
     source = f"{bus.settings.subject_prefix}/{SOURCE_SUFFIX}"
-    headers = cloudevent_headers(event, source=source, traceparent=traceparent)
-    headers.pop("Nats-Msg-Id", None)  # not a JetStream publish; nothing to de-duplicate
-    timeout = bus.settings.request_timeout_s
     try:
-        msg = await bus.nc.request(bus.subject(event.subject), encode_body(event), timeout=timeout, headers=headers)
-    except nats.errors.NoRespondersError as exc:
+        return await requests.request(
+            bus, event, reply_type, source=source, timeout_s=bus.settings.request_timeout_s, traceparent=traceparent
+        )
+    except requests.NoResponder as exc:
         raise ApiError(503, unavailable, code="service_unavailable", headers={"Retry-After": "1"}) from exc
-    except nats.errors.TimeoutError as exc:
-        raise ApiError(504, f"no reply within {timeout:g}s on {bus.subject(event.subject)}", code="timeout") from exc
-    except nats.errors.ConnectionClosedError as exc:
+    except requests.RequestTimeout as exc:
+        raise ApiError(504, str(exc), code="timeout") from exc
+    except requests.BusClosed as exc:
         raise ApiError(503, "the gateway lost its connection to the event bus", code="bus_unavailable") from exc
-    try:
-        reply: E = decode_event(msg.data, reply_type, dict(msg.headers or {}))
-    except EnvelopeError as exc:
-        message = f"unreadable reply from {bus.subject(event.subject)}: {exc}"
-        raise ApiError(502, message, code="bad_upstream_reply") from exc
-    return reply
+    except requests.BadReply as exc:
+        raise ApiError(502, str(exc), code="bad_upstream_reply") from exc
 
 
 async def publish_core(service: Service, event: Event, subject_suffix: str, *, traceparent: str | None = None) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from gyre_contracts import GenerationLoadRequest
+from gyre_contracts import GenerationCancelRequested, GenerationLoadRequest
 from gyre_generate.handlers import CancelHandler, GenerateHandler, LoadHandler
 from gyre_generate.retrieval import Retriever
 from gyre_generate.running import RunningGenerations
@@ -66,12 +66,9 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
             running, svc.publisher, stream=svc.bus.stream_name(spec.stream), durable=spec.durable,
             replica=f"{socket.gethostname()}:{os.getpid()}",
         )
-        nc = svc.bus.nc
         # Every replica hears every cancel (no queue group); one replica answers each load question.
-        svc.state["subscriptions"] = [
-            await nc.subscribe(svc.bus.subject("generate.cancel.*"), cb=CancelHandler(running).__call__),
-            await nc.subscribe(svc.bus.subject(GenerationLoadRequest.subject), queue=DURABLE, cb=load.__call__),
-        ]
+        svc.listen(f"{GenerationCancelRequested.subject}.*", CancelHandler(running).__call__)
+        svc.respond(GenerationLoadRequest.subject, load.__call__)
         await (await ModelRegistry.open(svc.bus)).register(
             ModelEntry(
                 id=settings.generation_model, kind="generation", version=generator.version, served_by="generate"
@@ -80,8 +77,6 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
 
     @service.on_stop
     async def close(svc: Service) -> None:
-        for subscription in svc.state.pop("subscriptions", []):
-            await subscription.unsubscribe()
         if "generator" in svc.state:
             await svc.state["generator"].close()
 

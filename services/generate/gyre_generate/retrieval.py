@@ -19,16 +19,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
-import nats.errors
-
-from gyre_contracts import (
-    RetrievedChunk,
-    RetrieveRequest,
-    RetrieveResult,
-    cloudevent_headers,
-    decode_event,
-    encode_body,
-)
+from gyre_contracts import RetrievedChunk, RetrieveRequest, RetrieveResult
+from gyre_runtime.bus import requests
 from gyre_runtime.bus.publisher import Publisher
 
 
@@ -58,16 +50,14 @@ class Retriever:
     timeout_s: float = 30.0
 
     async def _ask(self, request: RetrieveRequest) -> RetrieveResult:
-        bus = self.publisher.bus
-        headers = cloudevent_headers(request, source=self.publisher.source)
-        headers.pop("Nats-Msg-Id", None)
         try:
-            reply = await bus.nc.request(
-                bus.subject(request.subject), encode_body(request), timeout=self.timeout_s, headers=headers
+            result = await requests.request(
+                self.publisher.bus, request, RetrieveResult, source=self.publisher.source, timeout_s=self.timeout_s
             )
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
-            raise RetrievalError(f"retrieval unavailable: {type(exc).__name__}") from exc
-        result = decode_event(reply.data, RetrieveResult)
+        except (requests.NoResponder, requests.RequestTimeout, requests.BusClosed) as exc:
+            raise RetrievalError(f"retrieval unavailable: {exc}") from exc
+        except requests.BadReply as exc:  # answering without sources beats retrying a reply that stays unreadable
+            raise RetrievalError(f"retrieval failed: {exc}") from exc
         if result.error:
             raise RetrievalError(f"retrieval failed: {result.error}")
         return result

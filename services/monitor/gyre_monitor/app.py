@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> Any:
         # deliver every streamed token to the monitor, work on the generation hot path for no figure.
         for spec in STREAMS:
             for subject in spec.subjects:
-                await svc.bus.nc.subscribe(svc.bus.subject(subject), cb=on_message)
+                svc.listen(subject, on_message)
 
     return service.asgi()
 

@@ -1,4 +1,4 @@
-"""Consuming events from a durable pull consumer, with Gyre's handler policy.
+"""Consuming events from a durable pull consumer (a FastStream subscriber), with Gyre's handler policy.
 
 Policy: undecodable payload -> dead letter at once (with the decode error); handler raises
 PermanentError -> dead letter at once; any other exception -> nak with back-off; failing on
@@ -15,16 +15,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
-import nats.errors
 from nats.aio.msg import Msg
 
 from gyre_contracts import DeadLetter, EnvelopeError, Event, decode_event
 from gyre_contracts.limits import is_tenant_id
 from gyre_contracts.monitor import fit_dead_letter
-from gyre_runtime.bus.connection import Bus, ensure_consumer
+from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.dead_letters import redact_dead_letter
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import ConsumerSpec
+from gyre_runtime.bus.wire import Undecodable
 from gyre_runtime.logging import get_logger
 from gyre_runtime.metrics import HANDLER_SECONDS, MESSAGES_HANDLED
 
@@ -38,10 +38,6 @@ class PermanentError(Exception):
     """A failure that retrying cannot fix: the message goes straight to the dead-letter stream."""
 
 
-async def _no_heartbeat() -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class MessageContext:
     """What a handler may know about the message besides its event."""
@@ -52,8 +48,6 @@ class MessageContext:
     traceparent: str | None
     delivery: int
     headers: dict[str, str]
-    # Restarts the message's ack wait: a handler that runs longer than it calls this now and then.
-    in_progress: Callable[[], Awaitable[None]] = _no_heartbeat
     # Where the stream keeps the message: lets a handler delete it (a deleted document's content).
     stream_sequence: int = 0
 
@@ -62,7 +56,13 @@ Handler = Callable[[Any, MessageContext], Awaitable[None]]
 
 
 class ConsumerWorker:
-    """Fetches from one durable consumer and runs the handler on each message, bounded concurrency."""
+    """Gyre's handler policy for one durable consumer, fed by a FastStream pull subscriber.
+
+    FastStream owns the subscription (bound to the durable consumer the topology declares) and fetches
+    one message at a time; :meth:`receive` starts the handler in a task of its own and returns only
+    once a slot is free for the next message, so at most ``spec.concurrency`` messages are fetched at
+    once and none waits un-heartbeated behind busy slots (its ack wait would run out meanwhile).
+    """
 
     def __init__(
         self, bus: Bus, spec: ConsumerSpec, handler: Handler, publisher: Publisher, *, max_deliver: int
@@ -73,66 +73,42 @@ class ConsumerWorker:
         self.publisher = publisher
         self.max_deliver = max_deliver
         self.event_type: Any = spec.events[0] if len(spec.events) == 1 else Union[spec.events]  # noqa: UP007
-        self._slots = asyncio.Semaphore(spec.concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self.ready = False
+        self._slot_freed = asyncio.Event()
+        self.subscriber: Any = None  # the FastStream subscriber, once attached
 
-    async def start(self) -> None:
-        stream = await ensure_consumer(self.bus, self.spec, self.max_deliver)
-        self._sub = await self.bus.js.pull_subscribe_bind(durable=self.spec.durable, stream=stream)
-        self._task = asyncio.create_task(self._run(), name=f"consume-{self.spec.durable}")
-        self.ready = True
+    def decode(self, msg: Msg) -> Event | Undecodable:
+        """The subscriber's decoder: Gyre's envelope (body and CloudEvents headers), never raising."""
+        try:
+            event: Event = decode_event(msg.data, self.event_type, dict(msg.headers or {}))
+        except EnvelopeError as exc:
+            return Undecodable(str(exc))
+        return event
+
+    async def receive(self, event: Event | Undecodable, msg: Msg) -> None:
+        """Start handling ``msg``; return when the next message may be fetched."""
+        task = asyncio.create_task(self._handle(event, msg))
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+        while len(self._inflight) >= self.spec.concurrency:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop fetching, let in-flight handlers finish (unfinished ones are redelivered later)."""
-        self._stopping.set()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Let in-flight handlers finish (unfinished ones are redelivered later); the caller has
+        stopped the subscriber, so nothing new is fetched."""
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=grace_s)
-        with contextlib.suppress(Exception):
-            await self._sub.unsubscribe()
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            await self._slots.acquire()
-            free = 1
-            while free < self.spec.concurrency and not self._slots.locked():
-                await self._slots.acquire()
-                free += 1
-            try:
-                msgs = await self._sub.fetch(free, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                msgs = []
-            except nats.errors.Error as exc:
-                # Disconnected, or a JetStream API error (503 while JetStream restarts, consumer
-                # gone): keep the loop alive, or this replica silently stops consuming for good.
-                log.warning("fetch_failed", consumer=self.spec.durable, error=str(exc))
-                msgs = []
-                await asyncio.sleep(0.5)
-            for _ in range(free - len(msgs)):
-                self._slots.release()
-            for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._slots.release()
+        self._slot_freed.set()
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, event: Event | Undecodable, msg: Msg) -> None:
         headers = dict(msg.headers or {})
         delivery = msg.metadata.num_delivered
-        type_name = headers.get("ce-type", "unknown")
-        try:
-            event: Event = decode_event(msg.data, self.event_type, headers)
-        except EnvelopeError as exc:
-            await self._dead_letter(msg, headers, str(exc), delivery)
+        if isinstance(event, Undecodable):
+            await self._dead_letter(msg, headers, event.error, delivery)
             return
         type_name = event.event_type()
         ctx = MessageContext(
@@ -142,7 +118,6 @@ class ConsumerWorker:
             traceparent=headers.get("ce-traceparent"),
             delivery=delivery,
             headers=headers,
-            in_progress=msg.in_progress,
             stream_sequence=msg.metadata.sequence.stream,
         )
         started = time.perf_counter()

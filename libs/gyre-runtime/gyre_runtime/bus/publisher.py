@@ -1,4 +1,11 @@
-"""Publishing events: CloudEvents headers, JetStream de-duplication by ce-id, batched async acks."""
+"""Publishing events: CloudEvents headers, JetStream de-duplication by ce-id, batched async acks.
+
+A service's publishers are declared on its FastStream broker (:mod:`gyre_runtime.bus.broker`), which
+is what the AsyncAPI document lists; :class:`Publisher` refuses a subject outside them, so the
+document cannot fall behind what runs. The messages themselves go out through nats-py on the
+broker's connection: FastStream's ``publish`` adds headers of its own (content type, correlation id)
+to Gyre's CloudEvents ones and awaits each ack, where ``publish_many`` pipelines them.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +20,42 @@ from gyre_contracts.schema import event_subject
 from gyre_runtime.bus.connection import Bus
 
 
+class UndeclaredPublish(RuntimeError):
+    """A service published on a subject it does not declare: the permission table needs a line."""
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: ``*`` is one token, a final ``>`` one or more."""
+    wanted, tokens = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > index
+        if index >= len(tokens) or token not in ("*", tokens[index]):
+            return False
+    return len(tokens) == len(wanted)
+
+
 class Publisher:
     """Publishes events for one service (``ce-source`` = ``gyre/<service>``)."""
 
-    def __init__(self, bus: Bus, service: str) -> None:
+    def __init__(self, bus: Bus, service: str, declared: tuple[str, ...] | None = None) -> None:
         self.bus = bus
+        self.service = service
         self.source = f"{bus.settings.subject_prefix}/{service}"
+        # The subject patterns (suffixes) this service declared it publishes on; None: not checked.
+        self.declared = declared
 
     def _message(
         self, event: Event, event_id: str | None, subject: str | None, traceparent: str | None
     ) -> tuple[str, bytes, dict[str, str]]:
+        suffix = subject or event_subject(event)
+        if self.declared is not None and not any(subject_matches(p, suffix) for p in self.declared):
+            raise UndeclaredPublish(
+                f"{self.service} publishes on {suffix!r}, which is not among its declared publishers"
+                f" {list(self.declared)} (bus/permissions.py SERVICE_ACCESS)"
+            )
         headers = cloudevent_headers(event, source=self.source, event_id=event_id, traceparent=traceparent)
-        return self.bus.subject(subject or event_subject(event)), encode_body(event), headers
+        return self.bus.subject(suffix), encode_body(event), headers
 
     async def publish(
         self,

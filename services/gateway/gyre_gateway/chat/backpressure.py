@@ -10,11 +10,10 @@ admitted, and the first-token timeout still bounds the wait.
 
 from __future__ import annotations
 
-import nats.errors
-
-from gyre_contracts import EnvelopeError, GenerationLoad, GenerationLoadRequest, decode_event, encode_body
+from gyre_contracts import GenerationLoad, GenerationLoadRequest
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import connected
+from gyre_runtime.bus import requests
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service
 
@@ -52,23 +51,21 @@ def generate_unavailable(reason: str) -> ApiError:
 async def generation_load(service: Service, tenant: str) -> GenerationLoad | None:
     """One replica's load; None when replicas listen but none answered in time; 503 when none listens."""
     bus = connected(service).bus
-    request = GenerationLoadRequest(tenant=tenant)
     timeout = service.settings.generate_load_timeout_s
-    subject = bus.subject(GenerationLoadRequest.subject)
+    source = f"{bus.settings.subject_prefix}/gateway"
     try:
-        msg = await bus.nc.request(subject, encode_body(request), timeout=timeout)
-    except nats.errors.NoRespondersError as exc:
-        raise generate_unavailable(f"no replica listens on {subject}") from exc
-    except nats.errors.TimeoutError:
+        return await requests.request(
+            bus, GenerationLoadRequest(tenant=tenant), GenerationLoad, source=source, timeout_s=timeout
+        )
+    except requests.NoResponder as exc:
+        raise generate_unavailable(str(exc)) from exc
+    except requests.RequestTimeout:
         log.warning("generation_load_unanswered", timeout_s=timeout)
         return None
-    except nats.errors.ConnectionClosedError as exc:
+    except requests.BusClosed as exc:
         raise generate_unavailable("the gateway lost its connection to the event bus") from exc
-    try:
-        load: GenerationLoad = decode_event(msg.data, GenerationLoad, dict(msg.headers or {}))
-    except EnvelopeError as exc:
-        raise ApiError(502, f"unreadable reply from {subject}: {exc}", code="bad_upstream_reply") from exc
-    return load
+    except requests.BadReply as exc:
+        raise ApiError(502, str(exc), code="bad_upstream_reply") from exc
 
 
 async def admit_generation(service: Service, tenant: str) -> None:
