@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 
 from gyre_contracts import DeadLetter, EnvelopeError, Event, decode_event
 from gyre_contracts.limits import is_tenant_id
@@ -53,6 +54,16 @@ class MessageContext:
 
 
 Handler = Callable[[Any, MessageContext], Awaitable[None]]
+
+
+def delivery_of(msg: Msg) -> tuple[int, str, int]:
+    """(delivery count, stream, stream sequence) of a JetStream message. FastStream's in-memory test
+    broker (unit tests of handlers) delivers plain messages: those count as a first delivery."""
+    try:
+        metadata = msg.metadata
+    except NotJSMessageError:
+        return 1, "", 0
+    return metadata.num_delivered, metadata.stream, metadata.sequence.stream
 
 
 class ConsumerWorker:
@@ -106,7 +117,7 @@ class ConsumerWorker:
 
     async def _handle(self, event: Event | Undecodable, msg: Msg) -> None:
         headers = dict(msg.headers or {})
-        delivery = msg.metadata.num_delivered
+        delivery, _, stream_sequence = delivery_of(msg)
         if isinstance(event, Undecodable):
             await self._dead_letter(msg, headers, event.error, delivery)
             return
@@ -118,7 +129,7 @@ class ConsumerWorker:
             traceparent=headers.get("ce-traceparent"),
             delivery=delivery,
             headers=headers,
-            stream_sequence=msg.metadata.sequence.stream,
+            stream_sequence=stream_sequence,
         )
         started = time.perf_counter()
         keep_alive = asyncio.create_task(self._keep_alive(msg))
@@ -190,11 +201,11 @@ class ConsumerWorker:
         letter = fit_dead_letter(letter, self.bus.nc.max_payload - DEAD_LETTER_HEADERS_ALLOWANCE)
         if letter.payload_truncated:
             log.warning("dead_letter_truncated", consumer=self.spec.durable, payload_bytes=letter.payload_bytes)
-        seq = msg.metadata.sequence.stream
+        _, stream, seq = delivery_of(msg)
         await self.publisher.publish(
             letter,
             subject=f"dlq.{self.spec.service}",
-            event_id=f"dlq-{self.spec.durable}-{msg.metadata.stream}-{seq}",
+            event_id=f"dlq-{self.spec.durable}-{stream}-{seq}",
         )
         await msg.term()
         MESSAGES_HANDLED.labels(self.spec.service, headers.get("ce-type", "unknown"), "dead_letter").inc()
