@@ -38,8 +38,8 @@ class ProgressBar:
         self._started = False
         self._closed = False
 
-    def _start(self) -> None:
-        # Drawn from the first update on, as nothing is worth showing before; a no-op when disabled.
+    def start(self) -> None:
+        """Show the bar (a no-op when disabled or already shown); the run calls it, then close() when it ends."""
         if not self._started:
             self._started = True
             self._progress.start()
@@ -47,12 +47,12 @@ class ProgressBar:
     def update(self, *, done: int = 0, submitted: int = 0, failed: int = 0) -> None:
         self.submitted += submitted
         self.failed += failed
-        self._start()
+        self.start()
         self._progress.update(self._task, advance=done, submitted=self.submitted, failed=self.failed)
 
     def close(self) -> None:
         """Draw the last state and leave the cursor on a fresh line, shown again; idempotent."""
         if not self._closed:
             self._closed = True
-            self._start()
+            self.start()
             self._progress.stop()

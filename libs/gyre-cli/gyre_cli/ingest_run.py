@@ -192,6 +192,7 @@ class IngestRun:
 
     async def run(self, inputs: Sequence[Input]) -> list[Outcome]:
         """Every input's outcome, in input order; ApiKeyRefused if the gateway refused the key."""
+        self.progress.start()
         submitting = asyncio.create_task(self.submit_all(inputs))
         waiting = asyncio.create_task(self.wait_for_verdicts(submitting)) if self.options.wait else None
         try:
