@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from gyre_contracts.evaluate import METRICS
-from tests.bench.sections import replace_section
+from tests.bench.sections import write_section
 from tests.eval.corpora import Corpus, corpus_names, ensure_package, load_corpus
 from tests.eval.harness import (
     LEGACY_LABEL,
@@ -223,8 +223,7 @@ def main() -> int:
         text = report(results, saved["readme"], saved.get("items_per_set", 0), saved["duration_s"])
         print(text)
         if args.write:
-            existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-            args.write.write_text(replace_section(existing, text, SECTION_MARKER))
+            write_section(args.write, text, SECTION_MARKER)
         return 0
     corpora = [load_corpus(name) for name in (args.corpus or corpus_names())]
     for corpus in corpora:
@@ -273,8 +272,7 @@ def main() -> int:
             "readme": readme, "items_per_set": args.items, "duration_s": duration_s,
         }, indent=1))
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        args.write.write_text(replace_section(existing, text, SECTION_MARKER))
+        write_section(args.write, text, SECTION_MARKER)
     return 0
 
 

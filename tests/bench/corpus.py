@@ -55,7 +55,7 @@ from gyre_runtime.config import load_settings
 from gyre_runtime.models.embedder import OnnxEmbedder
 from gyre_runtime.vectorstore import point_id
 from tests.bench.queries import CORPUS_DIR, QUERIES_PATH, Query, grade, load_or_build, normalize_heading
-from tests.bench.sections import replace_section
+from tests.bench.sections import write_section
 from tests.support.nats_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -784,8 +784,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        args.write.write_text(replace_section(existing, text, SECTION_MARKER))
+        write_section(args.write, text, SECTION_MARKER)
 
 
 if __name__ == "__main__":

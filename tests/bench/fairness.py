@@ -31,7 +31,7 @@ from typing import Protocol
 from gyre_embed.batching import EmbeddingScheduler, EmbedFn, TenantQueueFull, Vectors
 from gyre_runtime.config import load_settings
 from gyre_runtime.models.embedder import OnnxEmbedder
-from tests.bench.sections import replace_section
+from tests.bench.sections import write_section
 
 SECTION_MARKER = "## Issue 8: one tenant cannot slow all"
 TEXTS_PER_REQUEST = 256
@@ -224,7 +224,7 @@ def main() -> None:
     section = report(rows, args)
     print(section)
     if args.write is not None:
-        args.write.write_text(replace_section(args.write.read_text(encoding="utf-8"), section, SECTION_MARKER))
+        write_section(args.write, section, SECTION_MARKER)
 
 
 if __name__ == "__main__":

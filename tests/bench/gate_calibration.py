@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from gyre_runtime.grounding import question_coverage
-from tests.bench.sections import replace_section
+from tests.bench.sections import write_section
 from tests.eval.corpora import corpus_names, load_corpus
 
 SECTION_MARKER = "## Issue 7: calibrating the don't-know gate"
@@ -91,8 +91,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        args.write.write_text(replace_section(existing, text, SECTION_MARKER))
+        write_section(args.write, text, SECTION_MARKER)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def replace_section(document: str, section: str, marker: str) -> str:
     """``document`` with the section starting at ``marker`` replaced by ``section`` (appended if absent)."""
@@ -11,3 +13,9 @@ def replace_section(document: str, section: str, marker: str) -> str:
     rest = tail.split("\n## ", 1)
     after = ("\n## " + rest[1]) if len(rest) > 1 else ""
     return head + section.rstrip() + "\n" + after
+
+
+def write_section(path: Path, section: str, marker: str) -> None:
+    """Replace (or append) the section starting at ``marker`` in the file at ``path`` (created if missing)."""
+    existing = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    path.write_text(replace_section(existing, section, marker), encoding="utf-8")

@@ -24,16 +24,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import random
 import re
 import signal
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -44,9 +41,10 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from gyre_cli.stack import SERVICES, LocalStack
+from gyre_cli.stack import LocalStack
 from gyre_contracts import DeadLetter, DocumentAccepted, DocumentIndexed, DocumentRejected, decode_event
-from tests.support.nats_server import free_port
+from tests.support.models import embedder_tokenizer_path
+from tests.support.stack import running_stack_async
 
 DOCUMENTS = 300
 KILL_AT = DOCUMENTS // 5  # a fifth of the way through the killed service's work
@@ -55,16 +53,7 @@ SUBMIT_CONCURRENCY = 8
 PROGRESS_TIMEOUT_S = 240.0
 RECOVERY_TIMEOUT_S = 420.0  # generous: a loaded 2-core machine embeds ~10 chunks/s
 SPOT_CHECKS = 10
-REPO = Path(__file__).resolve().parents[2]
 KEY = "chaos-test-key"
-
-
-def model_dir() -> Path:
-    path = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    for name in ("all-minilm-l6-v2", "smollm2-135m-instruct"):
-        if not (path / name / "manifest.json").exists():
-            pytest.fail(f"model {name} is missing in {path}: run `just models`")
-    return path
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -73,20 +62,8 @@ async def stack() -> AsyncIterator[LocalStack]:
 
     Started and stopped in a thread, so the test's event loop keeps collecting NATS events meanwhile.
     """
-    with tempfile.TemporaryDirectory(prefix="gyre-chaos-") as data_dir:
-        local = LocalStack(
-            data_dir=Path(data_dir),
-            model_dir=model_dir(),
-            nats_port=free_port(),
-            nats_monitor_port=free_port(),
-            ports={name: free_port() for name in SERVICES},
-            extra_env={"GYRE_API_KEYS": f"{KEY}:chaos", "GYRE_ONNX_THREADS": "2"},
-        )
-        try:
-            await asyncio.to_thread(local.start)
-            yield local
-        finally:
-            await asyncio.to_thread(local.stop)
+    async with running_stack_async("gyre-chaos-", {"GYRE_API_KEYS": f"{KEY}:chaos"}) as local:
+        yield local
 
 
 # ---------------------------------------------------------------- the corpus
@@ -94,7 +71,7 @@ async def stack() -> AsyncIterator[LocalStack]:
 
 def vocabulary() -> list[str]:
     """Whole English words of the embedding model's vocabulary, most frequent first (one token each)."""
-    tokenizer = json.loads((model_dir() / "all-minilm-l6-v2" / "tokenizer.json").read_text())
+    tokenizer = json.loads(embedder_tokenizer_path().read_text())
     return [w for w in tokenizer["model"]["vocab"] if re.fullmatch(r"[a-z]{3,12}", w)]
 
 
@@ -114,7 +91,7 @@ class Document:
     title: str
     text: str
     codename: str
-    probe: str  # words of one paragraph, for a search that should find this document
+    probe: str = ""  # words of one paragraph, for a search that should find this document
 
 
 def make_document(index: int, words: list[str], cum_weights: list[float]) -> Document:

@@ -43,7 +43,7 @@ import nats.errors
 import pytest
 import pytest_asyncio
 
-from gyre_cli.stack import SERVICES, LocalStack
+from gyre_cli.stack import LocalStack
 from gyre_contracts import DocumentAccepted, DocumentIndexed
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
 from gyre_runtime.bus.credentials import ADMIN, default_credentials_dir, ensure_stack_credentials, write_authorization
@@ -51,9 +51,9 @@ from gyre_runtime.bus.permissions import Naming
 from gyre_runtime.bus.stored import stored_events
 from gyre_runtime.bus.topology import STREAMS
 from gyre_runtime.config import load_settings
-from tests.chaos.test_kill_and_restart import codename, dead_letters, model_dir, vocabulary
+from tests.chaos.test_kill_and_restart import Document, codename, dead_letters, vocabulary
 from tests.support.nats_cluster import NatsCluster
-from tests.support.nats_server import free_port
+from tests.support.stack import new_stack
 
 DOCUMENTS = 300  # per phase
 WORDS = (50, 90)  # one chunk each (GYRE_CHUNK_TOKENS 200)
@@ -120,20 +120,13 @@ async def declare_topology(admin_urls: str) -> None:
 async def stack(cluster: NatsCluster, data_dir: Path, admin_urls: str) -> AsyncIterator[LocalStack]:
     """The Gyre processes against the cluster, each with its own credential; started in a thread so the
     event loop keeps running."""
-    local = LocalStack(
-        data_dir=data_dir,
-        model_dir=model_dir(),
-        ports={name: free_port() for name in SERVICES},
-        extra_env={
-            "GYRE_API_KEYS": f"{KEY}:chaos",
-            "GYRE_ONNX_THREADS": "2",
-            "GYRE_FIRST_TOKEN_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
-            "GYRE_REQUEST_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
-            "GYRE_RATE_LIMIT_PER_MINUTE": "0",  # the test polls every document's status
-        },
-        external_nats_urls=tuple(cluster.urls),
-        stream_replicas=3,
-    )
+    env = {
+        "GYRE_API_KEYS": f"{KEY}:chaos",
+        "GYRE_FIRST_TOKEN_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
+        "GYRE_REQUEST_TIMEOUT_S": str(GATEWAY_TIMEOUT_S),
+        "GYRE_RATE_LIMIT_PER_MINUTE": "0",  # the test polls every document's status
+    }
+    local = new_stack(data_dir, env, external_nats_urls=tuple(cluster.urls), stream_replicas=3)
     try:
         await declare_topology(admin_urls)
         await asyncio.to_thread(local.start)
@@ -160,14 +153,6 @@ async def client(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 # ---------------------------------------------------------------- the corpus: small distinct documents
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    title: str
-    text: str
-    codename: str
 
 
 def small_corpus(first: int, count: int) -> list[Document]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import re
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,8 @@ import httpx
 import pytest
 
 from gyre_cli.stack import LocalStack
-from tests.e2e.conftest import KEY_A
+from tests.e2e.conftest import Tenant
+from tests.support.web import serving_pages
 
 pytestmark = pytest.mark.e2e
 GYRE = str(Path(sys.executable).parent / "gyre")
@@ -42,37 +41,22 @@ PAGE = b"""<!doctype html>
 <h1>Tide tables for Varnholm harbour</h1>
 <p>High tide at Varnholm harbour comes roughly fifty minutes later each day, following the moon.</p>
 <p>Spring tides after the full moon can flood the lower quay, so boats are moored on the outer pier.</p>
+<p>The harbour office posts the week's tide table on the door of the old customs house every Monday.</p>
 </main>
 <footer>Copyright the harbour office</footer>
 </body></html>
 """
 
 
-class Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def page_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/tides.html"
-    server.shutdown()
-    server.server_close()
+    with serving_pages({"/tides.html": ("text/html; charset=utf-8", PAGE)}) as base:
+        yield f"{base}/tides.html"
 
 
-def gyre_ingest(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+def gyre_ingest(stack: LocalStack, key: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [GYRE, "ingest", "--gateway", stack.gateway_url, "--api-key", KEY_A, "--timeout", "180", *args],
+        [GYRE, "ingest", "--gateway", stack.gateway_url, "--api-key", key, "--timeout", "180", *args],
         capture_output=True, text=True, timeout=300, check=False,
     )
 
@@ -84,7 +68,7 @@ def count(output: str, label: str) -> int:
 
 
 def test_a_folder_and_a_page_are_ingested_and_a_rerun_skips_them(
-    stack: LocalStack, client_a: httpx.Client, page_url: str, tmp_path: Path
+    stack: LocalStack, tenant_a: Tenant, client_a: httpx.Client, page_url: str, tmp_path: Path
 ) -> None:
     root = tmp_path / "docs"
     (root / "notes").mkdir(parents=True)
@@ -94,24 +78,19 @@ def test_a_folder_and_a_page_are_ingested_and_a_rerun_skips_them(
     prefix = f"cli-{uuid.uuid4().hex[:8]}/"
     state = tmp_path / "ingest-state.json"
 
-    first = gyre_ingest(stack, str(root), page_url, "--id-prefix", prefix, "--state", str(state))
+    first = gyre_ingest(stack, tenant_a.key, str(root), page_url, "--id-prefix", prefix, "--state", str(state))
     output = first.stdout + first.stderr
     assert first.returncode == 0, output
     assert count(first.stdout, "failed to fetch") == 0 and count(first.stdout, "failed to submit") == 0
-    for name in ("lighthouse.md", "notes/bees.txt"):
+    for name in ("lighthouse.md", "notes/bees.txt", page_url):
         assert client_a.get(f"/v1/documents/{prefix}{name}").json()["status"] == "indexed", output
-    # The page: indexed, or rejected with a reason (HTML support is the ingest service's to decide);
-    # either way the summary counts it where its status says.
-    page = client_a.get("/v1/documents/" + prefix + page_url).json()
-    assert page["status"] in ("indexed", "rejected"), page
-    indexed = 2 + (page["status"] == "indexed")
-    assert count(first.stdout, "accepted") == indexed
-    if page["status"] == "rejected":
-        codes = [r["code"] for r in page["reasons"]]
-        assert count(first.stdout, "rejected") + count(first.stdout, "duplicates") == 1
-        assert any(code in first.stdout for code in codes), output
+    # The page's main content was read, without its navigation and footer.
+    hits = client_a.post("/v1/search", json={"query": "Varnholm harbour high tide moon", "top_k": 5}).json()["hits"]
+    page_text = " ".join(h["text"] for h in hits if h["document_id"] == prefix + page_url)
+    assert "fifty minutes later" in page_text and "Copyright" not in page_text, hits
+    assert count(first.stdout, "accepted") == 3 and count(first.stdout, "rejected") == 0, output
 
-    second = gyre_ingest(stack, str(root), page_url, "--id-prefix", prefix, "--state", str(state))
+    second = gyre_ingest(stack, tenant_a.key, str(root), page_url, "--id-prefix", prefix, "--state", str(state))
     assert second.returncode == 0, second.stdout + second.stderr
-    assert f"unchanged: {indexed}" in second.stdout
+    assert count(second.stdout, "unchanged") == 3, second.stdout
     assert count(second.stdout, "accepted") == 0

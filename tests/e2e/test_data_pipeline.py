@@ -17,7 +17,8 @@ import pytest
 from fpdf import FPDF
 
 from gyre_cli.stack import LocalStack
-from tests.e2e.conftest import EventWatcher
+from tests.e2e.conftest import Tenant
+from tests.support.stack import EventWatcher
 
 pytestmark = pytest.mark.e2e
 
@@ -102,21 +103,17 @@ async def test_personal_data_is_redacted_before_indexing(client_a: httpx.Client,
 
 
 async def test_a_tenant_whose_policy_is_reject_gets_personal_data_refused(
-    stack: LocalStack, client_b: httpx.Client, events: EventWatcher
+    stack: LocalStack, tenant_b: Tenant, client_b: httpx.Client, events: EventWatcher
 ) -> None:
     env = {**os.environ, "GYRE_NATS_URL": stack.nats_url}
     gyre = str(Path(sys.executable).parent / "gyre")
-    subprocess.run([gyre, "tenants", "set", "tenant-b", "--pii", "reject"], env=env, check=True, capture_output=True)
-    try:
-        doc_id = unique("ssn")
-        text = "Employee record for the Ardley depot: social security number 123-45-6789, start date March."
-        assert await submit(client_b, events, doc_id, text.encode(), "text/plain") == "gyre.ingest.rejected"
-        status = client_b.get(f"/v1/documents/{doc_id}").json()
-        assert status["status"] == "rejected" and status["reasons"][0]["code"] == "personal_data"
-        assert "123-45-6789" not in json.dumps(status)
-    finally:
-        subprocess.run([gyre, "tenants", "set", "tenant-b", "--pii", "redact"], env=env, check=True,
-                       capture_output=True)
+    subprocess.run([gyre, "tenants", "set", tenant_b.name, "--pii", "reject"], env=env, check=True, capture_output=True)
+    doc_id = unique("ssn")
+    text = "Employee record for the Ardley depot: social security number 123-45-6789, start date March."
+    assert await submit(client_b, events, doc_id, text.encode(), "text/plain") == "gyre.ingest.rejected"
+    status = client_b.get(f"/v1/documents/{doc_id}").json()
+    assert status["status"] == "rejected" and status["reasons"][0]["code"] == "personal_data"
+    assert "123-45-6789" not in json.dumps(status)
 
 
 async def test_duplicates_are_rejected_naming_the_original(client_a: httpx.Client, events: EventWatcher) -> None:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from gyre_cli.stack import LocalStack
-from tests.e2e.conftest import KEY_A
+from tests.e2e.conftest import Tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,9 @@ def gateway_schema(client: httpx.Client) -> Any:
     return schemathesis.openapi.from_dict(response.json())
 
 
-def test_no_request_to_any_operation_gets_a_5xx_or_stops_a_service(stack: LocalStack, client_a: httpx.Client) -> None:
+def test_no_request_to_any_operation_gets_a_5xx_or_stops_a_service(
+    stack: LocalStack, tenant_a: Tenant, client_a: httpx.Client
+) -> None:
     schema = gateway_schema(client_a)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10, "the gateway's OpenAPI lists fewer operations than it serves"
@@ -69,7 +71,7 @@ def test_no_request_to_any_operation_gets_a_5xx_or_stops_a_service(stack: LocalS
         @given(case=strategy)
         def call(case: Any) -> None:
             case.body = bounded_generation(case.body)
-            response = case.call(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=120)
+            response = case.call(base_url=stack.gateway_url, headers=tenant_a.headers, timeout=120)
             statuses[response.status_code] += 1
             if response.status_code >= 500:
                 server_errors.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text}")

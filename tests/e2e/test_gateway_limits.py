@@ -14,9 +14,10 @@ import pytest
 from gyre_cli.keys_command import create_key, revoke_key
 from gyre_cli.stack import LocalStack
 from gyre_contracts import GenerationCancelRequested, GenerationLoad, GenerationLoadRequest, decode_event, encode_body
-from gyre_runtime.config import Settings, load_settings
+from gyre_runtime.config import load_settings
 from gyre_runtime.state.api_keys import Scope
-from tests.e2e.conftest import KEY_A, EventWatcher
+from tests.e2e.conftest import Tenant, cli_settings
+from tests.support.stack import EventWatcher
 
 pytestmark = pytest.mark.e2e
 
@@ -24,12 +25,10 @@ USER = [{"role": "user", "content": "Hello?"}]
 KEY_CACHE_S = load_settings({}).api_key_cache_s  # the stack runs with the default
 
 
-def cli_settings(stack: LocalStack) -> Settings:
-    return load_settings({}, nats_url=stack.nats_url)
-
-
-async def new_client(stack: LocalStack, scopes: tuple[Scope, ...], rate: int | None = None) -> httpx.Client:
-    key, _ = await create_key(cli_settings(stack), "tenant-a", scopes, rate)
+async def new_client(
+    stack: LocalStack, tenant: Tenant, scopes: tuple[Scope, ...], rate: int | None = None
+) -> httpx.Client:
+    key, _ = await create_key(cli_settings(stack), tenant.name, scopes, rate)
     return httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=180)
 
 
@@ -44,16 +43,16 @@ def openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- keys and scopes
 
 
-async def test_a_key_made_by_gyre_keys_works_within_its_scopes(stack: LocalStack) -> None:
-    with await new_client(stack, ("query", "feedback")) as client:
+async def test_a_key_made_by_gyre_keys_works_within_its_scopes(stack: LocalStack, tenant_a: Tenant) -> None:
+    with await new_client(stack, tenant_a, ("query", "feedback")) as client:
         assert client.get("/v1/models").status_code == 200
         assert client.post("/v1/search", json={"query": "lighthouse"}).status_code == 200
         error = openai_error(client.post("/v1/documents", json={"text": "not allowed"}), 403)
     assert error["type"] == "permission_error" and error["code"] == "insufficient_scope"
 
 
-async def test_a_revoked_key_stops_working_within_seconds(stack: LocalStack) -> None:
-    key, record = await create_key(cli_settings(stack), "tenant-a", ("query",))
+async def test_a_revoked_key_stops_working_within_seconds(stack: LocalStack, tenant_a: Tenant) -> None:
+    key, record = await create_key(cli_settings(stack), tenant_a.name, ("query",))
     with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}) as client:
         assert client.get("/v1/models").status_code == 200
         await revoke_key(cli_settings(stack), record.key_id)
@@ -66,8 +65,8 @@ async def test_a_revoked_key_stops_working_within_seconds(stack: LocalStack) -> 
     assert time.monotonic() - revoked_at <= KEY_CACHE_S + 1.5
 
 
-async def test_a_key_over_its_rate_gets_429_with_retry_after(stack: LocalStack) -> None:
-    with await new_client(stack, ("query",), rate=2) as client:
+async def test_a_key_over_its_rate_gets_429_with_retry_after(stack: LocalStack, tenant_a: Tenant) -> None:
+    with await new_client(stack, tenant_a, ("query",), rate=2) as client:
         assert [client.get("/v1/models").status_code for _ in range(2)] == [200, 200]
         refused = client.get("/v1/models")
     assert openai_error(refused, 429)["code"] == "rate_limit_exceeded"
@@ -108,11 +107,12 @@ def test_out_of_range_chat_parameters_are_400_naming_the_parameter(
 
 
 async def test_the_generate_service_says_its_load_and_the_gateway_admits_within_it(
-    stack: LocalStack, client_a: httpx.Client
+    stack: LocalStack, tenant_a: Tenant, client_a: httpx.Client
 ) -> None:
     nc = await nats.connect(stack.nats_url)
     try:
-        reply = await nc.request("gyre.generate.load", encode_body(GenerationLoadRequest(tenant="tenant-a")), timeout=5)
+        asked = encode_body(GenerationLoadRequest(tenant=tenant_a.name))
+        reply = await nc.request("gyre.generate.load", asked, timeout=5)
     finally:
         await nc.drain()
     load = decode_event(reply.data, GenerationLoad, dict(reply.headers or {}))
@@ -124,7 +124,7 @@ async def test_the_generate_service_says_its_load_and_the_gateway_admits_within_
 
 
 async def test_a_client_leaving_mid_stream_cancels_its_generation(
-    stack: LocalStack, client_a: httpx.Client, events: EventWatcher
+    stack: LocalStack, tenant_a: Tenant, client_a: httpx.Client, events: EventWatcher
 ) -> None:
     payload = {
         "messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
@@ -137,6 +137,6 @@ async def test_a_client_leaving_mid_stream_cancels_its_generation(
     # Leaving the block closed the connection.
     data = await events.wait_for(f"gyre.generate.cancel.{request_id}", request_id, timeout_s=30)
     cancel = decode_event(data, GenerationCancelRequested)
-    assert cancel.reason == "client disconnected" and cancel.tenant == "tenant-a"
-    # The request's key is the stack's tenant-a key: nothing of it ever travels in an event.
-    assert KEY_A not in data.decode()
+    assert cancel.reason == "client disconnected" and cancel.tenant == tenant_a.name
+    # Nothing of the request's key ever travels in an event.
+    assert tenant_a.key not in data.decode()

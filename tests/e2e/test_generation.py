@@ -25,7 +25,8 @@ import pytest_asyncio
 
 from gyre_cli.stack import LocalStack
 from gyre_contracts import GenerationCancelRequested, GenerationCompleted, cloudevent_headers, decode_event, encode_body
-from tests.e2e.conftest import KEY_A, EventWatcher
+from tests.e2e.conftest import Tenant
+from tests.support.stack import EventWatcher
 
 pytestmark = pytest.mark.e2e
 GYRE = str(Path(sys.executable).parent / "gyre")
@@ -194,9 +195,8 @@ async def test_a_passage_with_instructions_for_the_model_is_flagged_and_not_cite
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def gateway(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {KEY_A}"}
-    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=180) as client:
+async def gateway(stack: LocalStack, tenant_a: Tenant) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=tenant_a.headers, timeout=180) as client:
         yield client
 
 
@@ -229,7 +229,9 @@ async def test_a_short_answer_is_not_held_up_by_a_long_one(gateway: httpx.AsyncC
     assert final["usage"]["completion_tokens"] > 100  # it really was long, and still running
 
 
-async def test_a_cancel_request_stops_the_generation_early(stack: LocalStack, gateway: httpx.AsyncClient) -> None:
+async def test_a_cancel_request_stops_the_generation_early(
+    stack: LocalStack, tenant_a: Tenant, gateway: httpx.AsyncClient
+) -> None:
     nc = await nats.connect(stack.nats_url)
     payload = {"messages": [{"role": "user", "content": LONG_ESSAY}], "retrieval": False,
                "max_tokens": 400, "stream": True}
@@ -244,7 +246,7 @@ async def test_a_cancel_request_stops_the_generation_early(stack: LocalStack, ga
                     continue
                 chunk = json.loads(line[6:])
                 if not cancelled:
-                    cancel = GenerationCancelRequested(tenant="tenant-a", request_id=chunk["id"], reason="test")
+                    cancel = GenerationCancelRequested(tenant=tenant_a.name, request_id=chunk["id"], reason="test")
                     headers = cloudevent_headers(cancel, source="gyre/test")
                     await nc.publish(f"gyre.generate.cancel.{chunk['id']}", encode_body(cancel), headers=headers)
                     cancelled = True

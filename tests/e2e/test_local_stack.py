@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, model_dir
+from tests.support.models import REPO, built_models
 from tests.support.nats_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +24,7 @@ def stack_env(data_dir: Path, gateway: int, nats_port: int, base: int) -> dict[s
     return {
         **os.environ,
         "GYRE_DATA_DIR": str(data_dir),
-        "GYRE_MODEL_DIR": str(model_dir()),
+        "GYRE_MODEL_DIR": str(built_models()),
         "GYRE_GATEWAY_PORT": str(gateway),
         "GYRE_NATS_PORT": str(nats_port),
         "GYRE_NATS_MONITOR_PORT": str(free_port()),

@@ -8,19 +8,16 @@ stream through its own gateway and cite its own documents.
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
 
-from gyre_cli.stack import SERVICES, LocalStack
-from tests.e2e.conftest import KEY_A, EventWatcher, model_dir
-from tests.support.nats_server import free_port
+from gyre_cli.stack import LocalStack
+from tests.e2e.conftest import Tenant
+from tests.support.stack import EventWatcher, running_stack, watching
 
 pytestmark = pytest.mark.e2e
 
@@ -35,37 +32,26 @@ The archive's oldest logbook was written in 1687 by a boatwoman called Edda Marr
 
 
 @pytest.fixture(scope="module")
-def downstream(stack: LocalStack) -> Iterator[LocalStack]:
+def downstream(stack: LocalStack, tenant_a: Tenant) -> Iterator[LocalStack]:
     """The second stack: generation through the `openai` backend against the session stack's gateway."""
-    with tempfile.TemporaryDirectory(prefix="gyre-e2e-openai-") as data_dir:
-        second = LocalStack(
-            data_dir=Path(data_dir),
-            model_dir=model_dir(),
-            nats_port=free_port(),
-            nats_monitor_port=free_port(),
-            ports={name: free_port() for name in SERVICES},
-            extra_env={
-                "GYRE_API_KEYS": f"{KEY}:tenant-down",
-                "GYRE_ONNX_THREADS": "1",  # the embedder only; the language model runs upstream
-                "GYRE_MAX_NEW_TOKENS": "48",
-                "GYRE_GENERATION_BACKEND": "openai",
-                "GYRE_OPENAI_BASE_URL": f"{stack.gateway_url}/v1",
-                "GYRE_OPENAI_API_KEY": KEY_A,
-                "GYRE_OPENAI_MODEL": MODEL,
-                "GYRE_OPENAI_EXTRA_BODY": '{"retrieval": false}',
-            },
-        )
-        with second:
-            yield second
+    env = {
+        "GYRE_API_KEYS": f"{KEY}:tenant-down",
+        "GYRE_ONNX_THREADS": "1",  # the embedder only; the language model runs upstream
+        "GYRE_MAX_NEW_TOKENS": "48",
+        "GYRE_GENERATION_BACKEND": "openai",
+        "GYRE_OPENAI_BASE_URL": f"{stack.gateway_url}/v1",
+        "GYRE_OPENAI_API_KEY": tenant_a.key,
+        "GYRE_OPENAI_MODEL": MODEL,
+        "GYRE_OPENAI_EXTRA_BODY": '{"retrieval": false}',
+    }
+    with running_stack("gyre-e2e-openai-", env) as second:
+        yield second
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def downstream_events(downstream: LocalStack) -> AsyncIterator[EventWatcher]:
-    watcher = EventWatcher()
-    nc = await nats.connect(downstream.nats_url)
-    await nc.subscribe("gyre.>", cb=watcher.on_message)
-    yield watcher
-    await nc.drain()
+    async with watching(downstream) as watcher:
+        yield watcher
 
 
 async def test_a_stack_on_the_openai_backend_streams_an_answer_citing_its_own_document(
@@ -92,7 +78,7 @@ async def test_a_stack_on_the_openai_backend_streams_an_answer_citing_its_own_do
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert not [c for c in chunks if "error" in c], chunks
     deltas = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
-    assert len([d for d in deltas if d]) >= 2 and "".join(d or "" for d in deltas).strip()
+    assert len([d for d in deltas if d]) >= 2 and "Thursday" in "".join(d or "" for d in deltas), deltas
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] in ("stop", "length")
     assert final["usage"]["completion_tokens"] > 0

@@ -15,7 +15,8 @@ import pytest
 
 from gyre_cli.stack import LocalStack, find_executable
 from gyre_contracts import ReindexCompleted, ReindexProgress, decode_event
-from tests.e2e.conftest import KEY_A, EventWatcher
+from tests.e2e.conftest import OPERATOR_KEY, Tenant
+from tests.support.stack import EventWatcher
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,8 @@ def document_text(seed: str, i: int) -> str:
 
 def embed_stats(stack: LocalStack) -> dict[str, object]:
     # /stats is for operators: the stack's GYRE_API_KEYS are operator keys of every service
-    response = httpx.get(f"{stack.url_of('embed')}/stats", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=10)
+    operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    response = httpx.get(f"{stack.url_of('embed')}/stats", headers=operator, timeout=10)
     assert response.status_code == 200, response.text
     stats: dict[str, object] = response.json()
     return stats
@@ -70,8 +72,8 @@ def found(client: httpx.Client, query: str, document_id: str) -> bool:
 class SearchLoop:
     """Searches for one known document over and over on its own thread, recording every answer."""
 
-    def __init__(self, base_url: str, query: str, document_id: str) -> None:
-        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=60)
+    def __init__(self, base_url: str, headers: dict[str, str], query: str, document_id: str) -> None:
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
         self.query, self.document_id = query, document_id
         self.answers: list[tuple[int, bool]] = []
         self._stop = threading.Event()
@@ -128,7 +130,7 @@ async def request_id_of(process: asyncio.subprocess.Process) -> str:
 
 
 async def test_reindex_builds_a_new_collection_and_swaps_it_in_while_search_keeps_answering(
-    stack: LocalStack, client_a: httpx.Client, events: EventWatcher
+    stack: LocalStack, tenant_a: Tenant, client_a: httpx.Client, events: EventWatcher
 ) -> None:
     run = uuid.uuid4().hex[:6]
     ids = [f"reindex-{run}-{i:02d}" for i in range(DOCUMENTS)]
@@ -143,7 +145,7 @@ async def test_reindex_builds_a_new_collection_and_swaps_it_in_while_search_keep
     before = embed_stats(stack)
     collection = f"gyre_chunks_e2e_{run}"
 
-    with SearchLoop(stack.gateway_url, signature(0), known) as searches:
+    with SearchLoop(stack.gateway_url, tenant_a.headers, signature(0), known) as searches:
         cli = await start_cli_reindex(stack, "--collection", collection)
         request_id = await request_id_of(cli)
         await events.wait_for("gyre.index.reindex_progress", request_id, timeout_s=60)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-# tests/ is not a package: make tests/support importable the same way from every suite.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.nats_server import NatsServer
-
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
 from gyre_runtime.config import Settings, load_settings
+from tests.support.nats_server import NatsServer
 
 
 @pytest.fixture

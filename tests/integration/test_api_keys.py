@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from gyre_cli.keys_command import add_parser, create_key, key_table, list_keys, revoke_key
 from gyre_gateway.app import create_app
-from gyre_runtime.config import Settings, load_settings
+from gyre_runtime.config import Settings
 from gyre_runtime.state.api_keys import hash_key
 from tests.support.nats_server import NatsServer
+from tests.support.services import fresh_nats, serve_app
 
 WAIT_S = 20.0
 KEY_CACHE_S = 1.0  # the gateway's GYRE_API_KEY_CACHE_S here: a revoke must bite within about this long
@@ -45,24 +43,10 @@ class Stack:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stack() -> AsyncIterator[Stack]:
-    with NatsServer() as nats_server, tempfile.TemporaryDirectory(prefix="gyre-keys-") as data_dir:
-        settings = load_settings(
-            {}, nats_url=nats_server.url, data_dir=data_dir, api_keys=f"{STATIC_KEY}:tenant-static",
-            api_key_cache_s=KEY_CACHE_S,
-        )
-        app = create_app(settings)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            await asyncio.wait_for(app.state.started.wait(), WAIT_S)
-            yield Stack(url=f"http://127.0.0.1:{port}", settings=settings, nats=nats_server)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, WAIT_S)
-            sock.close()
+    keys = {"api_keys": f"{STATIC_KEY}:tenant-static", "api_key_cache_s": KEY_CACHE_S}
+    with fresh_nats("gyre-keys-", **keys) as (nats_server, settings):
+        async with serve_app(create_app(settings)) as url:
+            yield Stack(url=url, settings=settings, nats=nats_server)
 
 
 # ---------------------------------------------------------------- the CLI's functions

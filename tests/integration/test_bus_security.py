@@ -38,7 +38,8 @@ from gyre_runtime.bus.permissions import ADMIN, SERVICES, inbox_prefix, publishe
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.state.api_keys import ApiKeyStore
 from tests.support.nats_server import NatsServer
-from tests.support.services import model_store, running_app
+from tests.support.models import EMBEDDER, built_models
+from tests.support.services import running_app
 
 WAIT_S = 30.0  # upper bound of any single wait for something that must happen
 REFUSED_S = 1.0  # how long a request the server refused is left to (not) be answered
@@ -218,9 +219,10 @@ async def test_a_publisher_cannot_subscribe_to_anything_but_its_own_replies(secu
     assert len(refusals) == len(forbidden)
 
 
+@pytest.mark.models  # the real ingest service (its tokenizer)
 async def test_ingest_dead_letters_a_submission_whose_tenant_is_not_its_subjects(secured: Secured) -> None:
     """The publisher of tenant-a may only use tenant-a's subject; a body that names tenant-b there is refused."""
-    settings = secured.settings("ingest", model_dir=model_store())
+    settings = secured.settings("ingest", model_dir=str(built_models(EMBEDDER)))
     dead_letters = await secured.admin.nc.subscribe(secured.admin.subject("dlq.ingest"))
     accepted = await secured.admin.nc.subscribe(secured.admin.subject("ingest.accepted"))
     async with running_app(create_ingest(settings)), client_of(secured, publisher_identity("tenant-a")) as publisher:

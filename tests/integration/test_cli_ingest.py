@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.server
 import json
 import os
-import socket
 import sys
-import tempfile
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,15 +21,14 @@ from pathlib import Path
 import msgspec
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from gyre_contracts import DocumentSubmitted, Rejection, utc_now
 from gyre_gateway.app import create_app
 from gyre_runtime.bus.consumer import Handler, MessageContext
-from gyre_runtime.config import load_settings
 from gyre_runtime.service import Service
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
-from tests.support.nats_server import NatsServer
+from tests.support.services import fresh_nats, serve_app
+from tests.support.web import serving_pages
 
 KEY = "cli-key-tenant-a"
 WAIT_S = 30.0
@@ -73,20 +68,7 @@ def stand_in_ingest(service: Service, ingested: Ingested) -> Handler:
     return handle
 
 
-class Pages(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/handbook.html":
-            body = b"<html><head><title>Handbook</title></head><body><p>Be kind.</p></body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_error(404)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+HANDBOOK = b"<html><head><title>Handbook</title></head><body><p>Be kind.</p></body></html>"
 
 
 @dataclass
@@ -99,35 +81,21 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving_pages({"/handbook.html": ("text/html; charset=utf-8", HANDBOOK)}) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stack(web: str) -> AsyncIterator[Stack]:
-    with NatsServer() as nats_server, tempfile.TemporaryDirectory(prefix="gyre-cli-") as data_dir:
-        settings = load_settings({}, nats_url=nats_server.url, data_dir=data_dir, api_keys=f"{KEY}:tenant-a")
+    with fresh_nats("gyre-cli-", api_keys=f"{KEY}:tenant-a") as (_, settings):
         ingested = Ingested()
         ingest = Service("ingest", settings)
         ingest.consume("ingest", stand_in_ingest(ingest, ingested))
         await asyncio.wait_for(ingest.start(), WAIT_S)
-        app = create_app(settings)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
-            await asyncio.wait_for(app.state.started.wait(), WAIT_S)
-            yield Stack(url=f"http://127.0.0.1:{port}", ingested=ingested, web=web, data_dir=Path(data_dir))
+            async with serve_app(create_app(settings)) as url:
+                yield Stack(url=url, ingested=ingested, web=web, data_dir=Path(settings.data_dir))
         finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, WAIT_S)
-            sock.close()
             await ingest.stop()
 
 

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
-from support.nats_server import NatsServer
 
 from gyre_cli.stack import NATS_MAX_PAYLOAD
 from gyre_contracts import (
@@ -39,8 +35,12 @@ from gyre_gateway.app import create_app as create_gateway
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.service import Service
+from tests.support.models import EMBEDDER, built_models
+from tests.support.nats_server import NatsServer
+from tests.support.services import serve_app
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.models
+
 KEY_A, KEY_B = "fair-key-tenant-a", "fair-key-tenant-b"
 WAIT_S = 300.0  # bound on any one wait on a busy 2-core machine; embedding 1,024 short texts takes seconds
 # Model calls that may finish while one of B's requests waits: the call running when it arrives, one
@@ -59,16 +59,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
 
 
-def model_dir() -> Path:
-    path = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    if not (path / "all-minilm-l6-v2" / "manifest.json").exists():
-        pytest.fail(f"the embedding model is missing in {path}: run `just models`")
-    return path
-
-
 def fairness_settings(nats_server: NatsServer, tmp_path: Path, **overrides: Any) -> Settings:
     return load_settings(
-        {}, nats_url=nats_server.url, data_dir=str(tmp_path / "data"), model_dir=str(model_dir()),
+        {}, nats_url=nats_server.url, data_dir=str(tmp_path / "data"), model_dir=str(built_models(EMBEDDER)),
         onnx_threads=2, api_keys=f"{KEY_A}:tenant-a,{KEY_B}:tenant-b", request_timeout_s=WAIT_S, **overrides,
     )
 
@@ -85,19 +78,12 @@ async def embed_service(settings: Settings) -> AsyncIterator[EmbeddingScheduler]
 
 
 @contextlib.asynccontextmanager
-async def gateway(settings: Settings) -> AsyncIterator[str]:
-    app = create_gateway(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await asyncio.wait_for(app.state.started.wait(), WAIT_S)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, WAIT_S)
-        sock.close()
+async def embed_and_gateway(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """The embed service and a gateway in this process; yields HTTP clients of tenant A and tenant B."""
+    async with embed_service(settings), serve_app(create_gateway(settings)) as url, \
+            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=WAIT_S) as a, \
+            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=WAIT_S) as b:
+        yield a, b
 
 
 async def ask(bus: Bus, event: Event, reply_type: type[E]) -> E:
@@ -168,9 +154,7 @@ async def test_a_tenant_past_its_queue_bound_gets_429_with_retry_after_and_the_o
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     settings = fairness_settings(nats_server, tmp_path, embed_tenant_queue_inputs=256)
-    async with embed_service(settings), gateway(settings) as url, \
-            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=WAIT_S) as a, \
-            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=WAIT_S) as b:
+    async with embed_and_gateway(settings) as (a, b):
         flood = [a.post("/v1/embeddings", json={"input": list(texts("A", 256))}) for _ in range(6)]
         others = [b.post("/v1/embeddings", json={"input": list(texts("B", 2))}),
                   b.post("/v1/search", json={"query": "keeper's logbook", "top_k": 3})]
@@ -193,9 +177,7 @@ async def test_a_key_over_its_inputs_per_minute_gets_429_and_another_key_is_not_
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     settings = fairness_settings(nats_server, tmp_path, embeddings_inputs_per_minute=300)
-    async with embed_service(settings), gateway(settings) as url, \
-            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=WAIT_S) as a, \
-            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=WAIT_S) as b:
+    async with embed_and_gateway(settings) as (a, b):
         assert (await a.post("/v1/embeddings", json={"input": list(texts("A", 256))})).status_code == 200
         refused = await a.post("/v1/embeddings", json={"input": list(texts("A", 256))})
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"

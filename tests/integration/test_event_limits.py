@@ -11,6 +11,7 @@ import asyncio
 import base64
 
 import msgspec
+import pytest
 
 from gyre_contracts import DocumentAccepted, DocumentSubmitted, decode_event
 from gyre_ingest.app import create_app as create_ingest
@@ -20,7 +21,8 @@ from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.service import Service
-from tests.support.services import model_store, read_dead_letters, running_app
+from tests.support.models import EMBEDDER, built_models
+from tests.support.services import read_dead_letters, running_app
 
 DLQ_STREAM = "GYRE_DLQ"
 WAIT_S = 30.0  # upper bound of any single wait
@@ -32,12 +34,12 @@ def ingest_subject(bus: Bus, tenant: str = "default") -> str:
     return bus.subject(spec.filter_subjects[0].replace("*", tenant))
 
 
-
+@pytest.mark.models  # the real ingest service counts chunk sizes with the embedder's tokenizer
 async def test_a_document_id_too_long_for_the_bus_is_dead_lettered_and_ingest_keeps_its_connection(
     bus: Bus, settings: Settings
 ) -> None:
     """The reproduction: a 5,000-character id once built a KV subject the server refused, on every redelivery."""
-    settings = msgspec.structs.replace(settings, model_dir=model_store())
+    settings = msgspec.structs.replace(settings, model_dir=str(built_models(EMBEDDER)))
     accepted = await bus.nc.subscribe(bus.subject("ingest.accepted"))
     publisher = Publisher(bus, "external-system")
     async with running_app(create_ingest(settings)) as ingest:

@@ -11,8 +11,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import socket
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +19,6 @@ import httpx
 import openai
 import pytest
 import pytest_asyncio
-import uvicorn
 from nats.aio.msg import Msg
 
 from gyre_contracts import (
@@ -55,6 +52,7 @@ from gyre_runtime.state.documents import DocumentRegistry
 from gyre_runtime.state.generations import GenerationStore
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
 from tests.support.nats_server import NatsServer
+from tests.support.services import fresh_nats, serve_app, until_ready
 
 KEY_A, KEY_B = "int-key-tenant-a", "int-key-tenant-b"
 WAIT_S = 20.0  # upper bound of any single wait; each normally takes milliseconds
@@ -197,15 +195,10 @@ class Stack:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stack() -> AsyncIterator[Stack]:
-    with NatsServer() as nats_server, tempfile.TemporaryDirectory(prefix="gyre-gateway-") as data_dir:
-        settings = load_settings(
-            {},
-            nats_url=nats_server.url,
-            data_dir=data_dir,
-            api_keys=f"{KEY_A}:tenant-a,{KEY_B}:tenant-b",
-            request_timeout_s=REQUEST_TIMEOUT_S,
-            first_token_timeout_s=REQUEST_TIMEOUT_S,
-        )
+    with fresh_nats(
+        "gyre-gateway-", api_keys=f"{KEY_A}:tenant-a,{KEY_B}:tenant-b",
+        request_timeout_s=REQUEST_TIMEOUT_S, first_token_timeout_s=REQUEST_TIMEOUT_S,
+    ) as (nats_server, settings):
         bus = await connect(settings, name="gyre-test")
         await ensure_topology(bus)
         fakes = Fakes()
@@ -218,20 +211,10 @@ async def stack() -> AsyncIterator[Stack]:
         generate = Service("generate", settings)
         generate.consume("generate", generate_handler(generate, fakes))
         await asyncio.wait_for(generate.start(), WAIT_S)
-
-        app = create_app(settings)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
-            await asyncio.wait_for(app.state.started.wait(), WAIT_S)
-            yield Stack(url=f"http://127.0.0.1:{port}", settings=settings, bus=bus, fakes=fakes, nats=nats_server)
+            async with serve_app(create_app(settings)) as url:
+                yield Stack(url=url, settings=settings, bus=bus, fakes=fakes, nats=nats_server)
         finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, WAIT_S)
-            sock.close()
             await generate.stop()
             await retrieve_sub.unsubscribe()
             await load_sub.unsubscribe()
@@ -589,6 +572,12 @@ async def cancel_requests(stack: Stack) -> AsyncIterator[asyncio.Queue[Generatio
 
 async def test_no_stream_subscription_outlives_its_request(stack: Stack) -> None:
     """After plain, streamed, failed and timed-out completions the gateway holds no stream subscription."""
+    asked = (("Capital?", False, 200), ("Capital?", True, 200), ("FAIL", False, 502), ("SILENT", False, 504))
+    async with stack.client() as client:
+        for question, stream, status in asked:
+            payload = {"messages": [{"role": "user", "content": question}], "stream": stream}
+            response = await client.post("/v1/chat/completions", json=payload)
+            assert response.status_code == status, (question, stream, response.text)
     await wait_no_stream_subscriptions(stack, WAIT_S)
 
 
@@ -671,7 +660,7 @@ async def test_without_a_generate_replica_chat_is_503_at_once(stack: Stack) -> N
     app = create_app(other)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app):
-        await asyncio.wait_for(app.state.started.wait(), WAIT_S)
+        await until_ready(app.state.service)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://gateway", headers={"Authorization": f"Bearer {KEY_A}"}
         ) as client:

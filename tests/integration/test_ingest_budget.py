@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import httpx
 import msgspec
+import pytest
 from nats.aio.subscription import Subscription
 from starlette.applications import Starlette
 
@@ -24,9 +25,11 @@ from gyre_ingest.app import create_app as create_ingest
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
-from gyre_runtime.service import Service
 from tests.support.hostile_documents import shared_stream_pdf
-from tests.support.services import model_store
+from tests.support.models import EMBEDDER, built_models
+from tests.support.services import running_app
+
+pytestmark = pytest.mark.models  # the real tokenizer
 
 WAIT_S = 60.0  # upper bound of any single wait; each normally takes well under the extraction time limit
 EXTRACTION_TIMEOUT_S = 6.0
@@ -35,15 +38,8 @@ EXTRACTION_TIMEOUT_S = 6.0
 @contextlib.asynccontextmanager
 async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """The ingest app with its lifespan running in this process, and an HTTP client for it."""
-    service: Service = app.state.service
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
-        async with asyncio.timeout(WAIT_S):
-            while not service.ready:
-                if service.startup_error:
-                    raise AssertionError(f"ingest did not start: {service.startup_error}")
-                await asyncio.sleep(0.05)
+    transport = httpx.ASGITransport(app=app)
+    async with running_app(app), httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         yield client
 
 
@@ -59,7 +55,7 @@ async def test_a_document_over_the_time_limit_is_rejected_while_health_answers_a
     bus: Bus, settings: Settings
 ) -> None:
     settings = msgspec.structs.replace(
-        settings, model_dir=model_store(), extraction_workers=2, extraction_timeout_s=EXTRACTION_TIMEOUT_S,
+        settings, model_dir=str(built_models(EMBEDDER)), extraction_workers=2, extraction_timeout_s=EXTRACTION_TIMEOUT_S,
         max_document_chars=50_000_000,  # lifts the PDF's page and content budgets: only the time limit is left
     )  # fmt: skip
     bomb = shared_stream_pdf(pages=100, lines=35_000)  # 150 MB of page content to parse from ~20 KB
@@ -91,7 +87,7 @@ async def test_a_document_over_the_time_limit_is_rejected_while_health_answers_a
 
 async def test_a_long_run_without_spaces_is_accepted_like_any_document(bus: Bus, settings: Settings) -> None:
     # 200,000 characters: the quadratic sentence splitter would have held the event loop for minutes.
-    settings = msgspec.structs.replace(settings, model_dir=model_store(), extraction_workers=1)
+    settings = msgspec.structs.replace(settings, model_dir=str(built_models(EMBEDDER)), extraction_workers=1)
     text = "The report starts here. " + "x" * 200_000 + ". It ends with a sentence."
     accepted = await bus.nc.subscribe(bus.subject("ingest.accepted"))
     async with running(create_ingest(settings)) as ingest:

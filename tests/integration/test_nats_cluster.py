@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import nats.errors
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.nats_cluster import NatsCluster
 
 from gyre_contracts import DocumentSubmitted, decode_event, utc_now
 from gyre_runtime.bus.connection import Bus, connect, ensure_stream
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import STREAMS
 from gyre_runtime.config import load_settings
+from tests.support.nats_cluster import NatsCluster
 
 EVENTS = 200
 

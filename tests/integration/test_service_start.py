@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from support.nats_server import NatsServer
 
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.config import load_settings
 from gyre_runtime.service import Service
+from tests.support.nats_server import NatsServer
 
 
 @pytest.mark.timeout(120)

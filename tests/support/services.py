@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import uvicorn
 from nats.js.api import ConsumerInfo
 from starlette.applications import Starlette
 
 from gyre_contracts import DeadLetter, decode_event
 from gyre_runtime.bus.connection import Bus
 from gyre_runtime.bus.consumer import Handler
-from gyre_runtime.config import Settings
+from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.service import Service
+from tests.support.nats_server import NatsServer
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 30.0  # upper bound of any single wait for something that must happen
 
 
-def model_store() -> str:
-    """The model store the default models were built into (`just models`); GYRE_MODEL_DIR overrides it."""
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    return str(root if root.is_absolute() else REPO / root)
+@contextlib.contextmanager
+def fresh_nats(prefix: str, **settings: Any) -> Iterator[tuple[NatsServer, Settings]]:
+    """A nats-server of its own and settings pointing at it, with a temporary data folder named ``prefix...``;
+    ``settings`` are further settings values (``api_keys=...``)."""
+    with NatsServer() as server, tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        yield server, load_settings({}, nats_url=server.url, data_dir=data_dir, **settings)
 
 
 async def until_ready(service: Service) -> None:
@@ -42,6 +46,23 @@ async def running_app(app: Starlette) -> AsyncIterator[Service]:
     async with app.router.lifespan_context(app):
         await until_ready(service)
         yield service
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Starlette) -> AsyncIterator[str]:
+    """A service's ASGI app (the gateway, usually) under uvicorn on a free port in this process, its lifespan
+    running; yields its base URL once its service is ready (connected to the bus)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until_ready(app.state.service)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, WAIT_S)
+        sock.close()
 
 
 @contextlib.asynccontextmanager

@@ -5,12 +5,12 @@ and provides:
 
 - ``generator``: a ready ``Generator`` on a real model (any scope; the suite never closes it).
   Tests run on pytest-asyncio's session loop, so an async fixture wants ``loop_scope="session"``.
-- ``unreachable_generator``: only where ``remote = True``. A plain (synchronous) fixture returning
-  the same backend pointed at an address where nothing listens; the test closes it.
+- ``unreachable_generator``: only for a ``RemoteGeneratorBehaviour`` (the model runs in another
+  process reached over the network). A plain (synchronous) fixture returning the same backend
+  pointed at an address where nothing listens; the test closes it.
 
 Class attributes say what the backend guarantees, and the tests branch on them instead of skipping:
 
-- ``remote``: the model runs in another process reached over the network, so it can be unreachable.
 - ``deterministic_with_seed``: the same seed and inputs give the same text when sampling
   (temperature > 0). True for onnxruntime-genai; for a remote server it depends on the server.
 - ``max_tokens_tolerance``: how many tokens ``completion_tokens`` may exceed ``max_tokens`` by,
@@ -24,17 +24,17 @@ capital of France?" must contain "Paris". Timings are printed (``pytest -s``), n
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from gyre_runtime.generation import ChatTurn, GenerationError, GenerationParams, GenerationStream, Generator
+from gyre_contracts import SamplingParams as GenerationParams
+from gyre_runtime.generation import ChatTurn, GenerationError, GenerationStream, Generator
+from tests.support.models import GENERATOR, built_models
 
-REPO = Path(__file__).resolve().parents[3]
-MODEL = "smollm2-135m-instruct"
+MODEL = GENERATOR
 SYSTEM: ChatTurn = ("system", "You are a helpful assistant. Answer briefly and accurately.")
 CAPITAL = [SYSTEM, ("user", "What is the capital of France?")]
 # Long enough that SmolLM2 never ends it by itself within the max_tokens used here.
@@ -43,11 +43,8 @@ STREAM_TIMEOUT_S = 120.0
 
 
 def generation_model_dir() -> Path:
-    """The built SmolLM2 every backend serves (``GYRE_MODEL_DIR`` or ``data/models``)."""
-    path = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models")) / MODEL
-    if not (path / "manifest.json").exists():
-        pytest.fail(f"model {MODEL} is missing in {path.parent}: run `just models`")
-    return path
+    """The built SmolLM2 every backend serves."""
+    return built_models(MODEL) / MODEL
 
 
 async def collect(stream: GenerationStream) -> list[str]:
@@ -69,7 +66,6 @@ def stop_word_of(text: str) -> str:
 
 
 class GeneratorBehaviour:
-    remote: bool = False
     deterministic_with_seed: bool = True
     max_tokens_tolerance: int = 0
 
@@ -169,17 +165,14 @@ class GeneratorBehaviour:
         # Each stream had started before the other one finished: they ran side by side.
         assert max(firsts) < min(ends)
 
-    async def test_an_unreachable_backend_raises_generation_error(
-        self, generator: Generator, request: pytest.FixtureRequest
-    ) -> None:
-        if not self.remote:
-            # In-process: there is nothing to be unreachable; the model answers from this process.
-            assert await generate(generator, CAPITAL, GenerationParams(max_tokens=2))
-            return
-        unreachable: Generator = request.getfixturevalue("unreachable_generator")
+
+class RemoteGeneratorBehaviour(GeneratorBehaviour):
+    """A backend whose model runs in another process, reached over the network: it can be unreachable."""
+
+    async def test_an_unreachable_backend_raises_generation_error(self, unreachable_generator: Generator) -> None:
         try:
             with pytest.raises(GenerationError) as raised:
-                await generate(unreachable, CAPITAL, GenerationParams(max_tokens=4))
+                await generate(unreachable_generator, CAPITAL, GenerationParams(max_tokens=4))
         finally:
-            await unreachable.close()
+            await unreachable_generator.close()
         assert str(raised.value)

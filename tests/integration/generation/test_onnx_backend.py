@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
 from gyre_runtime.config import load_settings
 from gyre_runtime.generation.onnx import OnnxGenaiBackend
 from tests.integration.generation.behaviour import GeneratorBehaviour, generation_model_dir
+
+pytestmark = pytest.mark.models
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -19,6 +22,5 @@ async def generator() -> AsyncIterator[OnnxGenaiBackend]:
 
 
 class TestOnnxGenaiBackend(GeneratorBehaviour):
-    remote = False
     deterministic_with_seed = True  # onnxruntime-genai's random_seed fixes its sampler
     max_tokens_tolerance = 0  # counts the model's own tokens

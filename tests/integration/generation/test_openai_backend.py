@@ -10,27 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from gyre_cli.stack import SERVICES, LocalStack
+from gyre_cli.stack import LocalStack
+from gyre_contracts import SamplingParams
 from gyre_runtime.config import load_settings
-from gyre_runtime.generation import GenerationError, GenerationParams, open_generator
+from gyre_runtime.generation import GenerationError, open_generator
 from gyre_runtime.generation.openai_compat import OpenAICompatibleBackend, parse_extra_body
 from tests.integration.generation.behaviour import (
     CAPITAL,
     MODEL,
     STORY,
-    GeneratorBehaviour,
+    RemoteGeneratorBehaviour,
     collect,
-    generation_model_dir,
 )
 from tests.support.nats_server import free_port
+from tests.support.stack import running_stack
+
+pytestmark = [pytest.mark.models, pytest.mark.stack]
 
 KEY = "test-key-openai-backend"
 EXTRA_BODY = {"retrieval": False}  # Gyre's own field: answer from the model alone, no retrieval
@@ -39,17 +40,8 @@ EXTRA_BODY = {"retrieval": False}  # Gyre's own field: answer from the model alo
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[LocalStack]:
     """A Gyre stack whose gateway is the OpenAI-compatible server under the backend."""
-    with tempfile.TemporaryDirectory(prefix="gyre-openai-upstream-") as data_dir:
-        stack = LocalStack(
-            data_dir=Path(data_dir),
-            model_dir=generation_model_dir().parent,
-            nats_port=free_port(),
-            nats_monitor_port=free_port(),
-            ports={name: free_port() for name in SERVICES},
-            extra_env={"GYRE_API_KEYS": f"{KEY}:tenant-openai", "GYRE_ONNX_THREADS": "2"},
-        )
-        with stack:
-            yield stack
+    with running_stack("gyre-openai-upstream-", {"GYRE_API_KEYS": f"{KEY}:tenant-openai"}) as stack:
+        yield stack
 
 
 def backend_for(base_url: str, **options: Any) -> OpenAICompatibleBackend:
@@ -68,8 +60,7 @@ def unreachable_generator() -> OpenAICompatibleBackend:
     return backend_for(f"http://127.0.0.1:{free_port()}/v1", connect_timeout_s=5.0)
 
 
-class TestOpenAICompatibleBackend(GeneratorBehaviour):
-    remote = True
+class TestOpenAICompatibleBackend(RemoteGeneratorBehaviour):
     # Not a guarantee of the OpenAI API (vLLM honours seeds, many servers do not): true here because
     # the server is a Gyre gateway over onnxruntime-genai, which does.
     deterministic_with_seed = True
@@ -83,7 +74,7 @@ async def test_a_refused_key_is_a_generation_error_that_carries_the_servers_reas
     backend = backend_for(f"{upstream.gateway_url}/v1", api_key="not-a-key")
     try:
         with pytest.raises(GenerationError, match="401") as raised:
-            await collect(backend.stream(CAPITAL, GenerationParams(max_tokens=4)))
+            await collect(backend.stream(CAPITAL, SamplingParams(max_tokens=4)))
     finally:
         await backend.close()
     assert "key" in str(raised.value).lower()
@@ -92,7 +83,7 @@ async def test_a_refused_key_is_a_generation_error_that_carries_the_servers_reas
 async def test_an_invalid_parameter_is_a_generation_error_naming_the_problem(
     generator: OpenAICompatibleBackend,
 ) -> None:
-    stream = generator.stream(CAPITAL, GenerationParams(max_tokens=4, temperature=7.0))
+    stream = generator.stream(CAPITAL, SamplingParams(max_tokens=4, temperature=7.0))
     with pytest.raises(GenerationError, match="400") as raised:
         await collect(stream)
     assert "temperature" in str(raised.value)
@@ -202,7 +193,7 @@ async def test_a_server_without_usage_gets_estimated_counts_and_its_finish_name_
     async with ScriptedServer(payloads) as server:
         backend = OpenAICompatibleBackend(server.base_url, "m", extra_body={"top_k": 7})
         try:
-            stream = backend.stream(CAPITAL, GenerationParams(max_tokens=5, seed=3, stop=("\n",)))
+            stream = backend.stream(CAPITAL, SamplingParams(max_tokens=5, seed=3, stop=("\n",)))
             assert await collect(stream) == ["Hello", " there", " friend"]
         finally:
             await backend.close()
@@ -219,7 +210,7 @@ async def test_aclose_closes_the_connection_so_the_server_sees_the_client_leave(
     async with ScriptedServer([chunk("Once")], endless=True) as server:
         backend = OpenAICompatibleBackend(server.base_url, "m")
         try:
-            stream = backend.stream(STORY, GenerationParams(max_tokens=1000))
+            stream = backend.stream(STORY, SamplingParams(max_tokens=1000))
             assert await anext(stream) == "Once"
             assert await anext(stream) == " more"
             await stream.aclose()
@@ -233,7 +224,7 @@ async def test_a_stream_cut_off_before_its_end_is_a_generation_error() -> None:
     async with ScriptedServer([chunk("Half an")]) as server:
         backend = OpenAICompatibleBackend(server.base_url, "m")
         try:
-            stream = backend.stream(CAPITAL, GenerationParams())
+            stream = backend.stream(CAPITAL, SamplingParams())
             with pytest.raises(GenerationError, match="ended without"):
                 await collect(stream)
         finally:
@@ -247,6 +238,6 @@ async def test_an_error_reported_inside_the_stream_is_a_generation_error() -> No
         backend = OpenAICompatibleBackend(server.base_url, "m")
         try:
             with pytest.raises(GenerationError, match="model crashed"):
-                await collect(backend.stream(CAPITAL, GenerationParams()))
+                await collect(backend.stream(CAPITAL, SamplingParams()))
         finally:
             await backend.close()

@@ -24,19 +24,22 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from gyre_contracts import SamplingParams
 from gyre_runtime.config import load_settings
-from gyre_runtime.generation import GenerationError, GenerationParams, open_generator
+from gyre_runtime.generation import GenerationError, open_generator
 from gyre_runtime.generation.chat_template import format_chatml
 from gyre_runtime.generation.triton import TritonBackend
 from tests.integration.generation.behaviour import (
     CAPITAL,
-    REPO,
     STORY,
-    GeneratorBehaviour,
+    RemoteGeneratorBehaviour,
     collect,
     generation_model_dir,
 )
+from tests.support.models import REPO
 from tests.support.nats_server import free_port
+
+pytestmark = [pytest.mark.models, pytest.mark.triton]
 
 TRITON_MODEL = "gyre_llm"
 SETUP_TIMEOUT_S = 600.0  # the first setup downloads nvidia-pytriton, onnxruntime(-genai), numpy
@@ -137,8 +140,7 @@ def unreachable_generator() -> TritonBackend:
     return TritonBackend(f"127.0.0.1:{free_port()}", TRITON_MODEL, generation_model_dir(), model_version="1")
 
 
-class TestTritonBackend(GeneratorBehaviour):
-    remote = True
+class TestTritonBackend(RemoteGeneratorBehaviour):
     deterministic_with_seed = True  # the same onnxruntime-genai random_seed, inside Triton's stub
     max_tokens_tolerance = 0  # the model reports its own count
 
@@ -154,7 +156,7 @@ class TestTritonBackend(GeneratorBehaviour):
             return triton_server.log_text().count("gyre_llm: request cancelled after")
 
         before = cancellations()
-        stream = generator.stream(STORY, GenerationParams(max_tokens=200))
+        stream = generator.stream(STORY, SamplingParams(max_tokens=200))
         async with asyncio.timeout(60):
             await anext(stream)
             await anext(stream)
@@ -170,7 +172,7 @@ class TestTritonBackend(GeneratorBehaviour):
             pytest.fail(f"the model never saw the cancellation:\n{triton_server.log_text()[-2000:]}")
 
     async def test_local_token_counts_agree_with_the_models_prompt_tokens(self, generator: TritonBackend) -> None:
-        stream = generator.stream(CAPITAL, GenerationParams(max_tokens=1))
+        stream = generator.stream(CAPITAL, SamplingParams(max_tokens=1))
         await collect(stream)
         assert stream.prompt_tokens == generator.count_tokens(format_chatml(CAPITAL))
         assert generator.context_length == 8192
@@ -178,7 +180,7 @@ class TestTritonBackend(GeneratorBehaviour):
     async def test_a_prompt_beyond_the_context_is_the_models_error_as_a_generation_error(
         self, generator: TritonBackend
     ) -> None:
-        stream = generator.stream([("user", "word " * (generator.context_length + 10))], GenerationParams())
+        stream = generator.stream([("user", "word " * (generator.context_length + 10))], SamplingParams())
         with pytest.raises(GenerationError, match="context"):
             await collect(stream)
         assert stream.finish_reason == "error"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import io
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -31,6 +29,7 @@ from gyre_cli.ingest_inputs import (
 from gyre_cli.ingest_progress import ProgressBar
 from gyre_cli.ingest_state import IngestState, StateEntry, plan_for, state_scope
 from gyre_cli.ingest_summary import Outcome, format_summary, summarise
+from tests.support.web import StaticPages, serving
 
 
 def tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -265,52 +264,34 @@ def test_the_progress_bar_draws_on_a_terminal_only_each_frame_within_its_width(
 # ---------------------------------------------------------------- fetching URLs (a real local HTTP server)
 
 
-class Pages(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/page.html":
-            body = b"<html><title>T</title><p>Hello</p></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path == "/endless":  # no Content-Length: only counting the bytes can stop it
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            try:
-                for _ in range(1000):
-                    self.wfile.write(b"x" * 1024)
-                    self.wfile.flush()
-            except OSError:
-                pass
-        elif self.path == "/slow":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            try:
-                for _ in range(50):  # a trickle: each read is quick, the whole is not
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:
-                pass
-        else:
-            self.send_error(404)
+class Pages(StaticPages):
+    pages = {"/page.html": ("text/html; charset=utf-8", b"<html><title>T</title><p>Hello</p></html>")}
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    def do_GET(self) -> None:
+        if self.path == "/endless":  # no Content-Length: only counting the bytes can stop it
+            self.trickle(b"x" * 1024, times=1000, pause_s=0)
+        elif self.path == "/slow":  # a trickle: each read is quick, the whole is not
+            self.trickle(b"x", times=50, pause_s=0.1)
+        else:
+            super().do_GET()
+
+    def trickle(self, piece: bytes, *, times: int, pause_s: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        try:
+            for _ in range(times):
+                self.wfile.write(piece)
+                self.wfile.flush()
+                time.sleep(pause_s)
+        except OSError:
+            pass
 
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Pages) as url:
+        yield url
 
 
 def fetch(url: str, *, max_bytes: int = 1 << 20, timeout_s: float = 5.0) -> object:

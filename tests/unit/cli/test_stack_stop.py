@@ -84,7 +84,6 @@ STOPPER = textwrap.dedent(
     """
     import signal, sys
     from pathlib import Path
-    sys.path.insert(0, {root!r})
     from tests.unit.cli.test_stack_stop import spawn_wedged_stack
     stack, pids = spawn_wedged_stack(Path(sys.argv[1]))
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -106,7 +105,7 @@ STOPPER = textwrap.dedent(
 def test_a_second_ctrl_c_while_stopping_kills_everything_at_once(tmp_path: Path) -> None:
     root = str(Path(__file__).resolve().parents[3])
     stopper = subprocess.Popen(
-        [sys.executable, "-c", STOPPER.format(root=root), str(tmp_path)],
+        [sys.executable, "-c", STOPPER, str(tmp_path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
     )
     assert stopper.stdout is not None

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
 from gyre_evaluate.comparison import Comparison, GateResult, MetricComparison, compare
-from gyre_evaluate.metrics import ItemScore
 from gyre_evaluate.report import comparison_chart, markdown_report, pick_worst_items
+from tests.support.item_scores import item
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUMMARY = {"set": "gyre-docs", "version": 3, "settings": {"top_k": 5, "prompt": "default:2"}}
-
-
-def item(item_id: str, **figures: object) -> ItemScore:
-    """An answerable item with no figures but the ones given."""
-    values: dict[str, object] = dict.fromkeys(
-        ("reference", "recall_at_k", "mrr_at_10", "ndcg_at_10", "must_include", "token_f1", "rouge_l",
-         "embedding_similarity", "grounded_sentences", "citation_validity", "unanswerable_refused",
-         "answerable_refused", "finish_reason", "ttft_ms", "total_ms", "prompt_tokens", "completion_tokens", "cpu_s"))
-    values.update(question=f"question {item_id}", answer="an answer", must_include_terms=[], answerable=True,
-                  refused=False, degenerate=False, cut_by_max_tokens=False)
-    values.update(figures)
-    return msgspec.convert({"item_id": item_id, **values}, ItemScore)
 
 
 def two_runs() -> Comparison:

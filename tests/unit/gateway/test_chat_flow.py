@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
 
 import nats.errors
 import pytest
 
 from gyre_contracts import (
-    GenerationCancelRequested,
     GenerationFailed,
     GenerationLoad,
     GenerationLoadRequest,
     TokenDelta,
-    cloudevent_headers,
     decode_event,
-    encode_body,
 )
 from gyre_gateway.chat.backpressure import admit_generation
 from gyre_gateway.chat.protocol import ChatCompletionRequest
@@ -26,68 +22,21 @@ from gyre_gateway.chat.serving import GenerationFollower, start_chat_stream
 from gyre_gateway.disconnect import unless_client_leaves
 from gyre_gateway.errors import ApiError
 from gyre_runtime.config import load_settings
+from tests.support.fake_bus import FakeNats, fake_service
 
 REQUEST_ID = "chatcmpl-1"
 USER = [{"role": "user", "content": "hi"}]
 
 
-class FakeSubscription:
-    def __init__(self, messages: list[Any]) -> None:
-        self.messages = messages
-        self.unsubscribed = False
-
-    async def next_msg(self, timeout: float) -> Any:  # noqa: ASYNC109 (nats-py's signature)
-        if not self.messages:
-            raise nats.errors.TimeoutError
-        event = self.messages.pop(0)
-        return SimpleNamespace(data=encode_body(event), headers=None)
-
-    async def unsubscribe(self) -> None:
-        self.unsubscribed = True
+def bus_with(*, load: Any = None, stream: list[Any] | None = None) -> FakeNats:
+    """A bus where generate replicas answer ``gyre.generate.load`` with ``load`` and the stream carries ``stream``."""
+    return FakeNats({"gyre.generate.load": load}, stream)
 
 
-class FakeNats:
-    is_connected = True
-
-    def __init__(self, *, load: Any = None, stream: list[Any] | None = None) -> None:
-        self.load = load
-        self.sub = FakeSubscription(stream or [])
-        self.published: list[tuple[str, bytes, dict[str, str]]] = []
-        self.load_timeouts: list[float] = []
-
-    async def request(self, subject: str, payload: bytes, timeout: float, **_: Any) -> Any:  # noqa: ASYNC109
-        assert subject == "gyre.generate.load"
-        assert decode_event(payload, GenerationLoadRequest).tenant == "tenant-a"
-        self.load_timeouts.append(timeout)
-        if isinstance(self.load, BaseException):
-            raise self.load
-        return SimpleNamespace(data=encode_body(self.load), headers=cloudevent_headers(self.load, source="t"))
-
-    async def subscribe(self, subject: str) -> FakeSubscription:
-        assert subject == f"gyre.generate.stream.{REQUEST_ID}" or subject.startswith("gyre.generate.stream.")
-        return self.sub
-
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
-        self.published.append((subject, payload, headers))
-
-    def cancels(self) -> list[GenerationCancelRequested]:
-        return [decode_event(p, GenerationCancelRequested) for s, p, _ in self.published if ".generate.cancel." in s]
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def publish(self, event: Any, **_: Any) -> None:
-        self.events.append(event)
-
-
-def fake_service(nc: FakeNats, **settings: Any) -> Any:
+def chat_service(nc: FakeNats, **settings: Any) -> Any:
     values = {"generation_queue_allowance": 1, "generate_load_timeout_s": 0.2, "first_token_timeout_s": 7.0,
               **settings}
-    s = load_settings({}, **values)
-    bus = SimpleNamespace(nc=nc, settings=s, subject=s.subject)
-    return SimpleNamespace(ready=True, bus=bus, settings=s, startup_error=None, publisher=FakePublisher())
+    return fake_service(nc, **values)
 
 
 def body(**fields: Any) -> ChatCompletionRequest:
@@ -102,34 +51,36 @@ def delta(text: str) -> TokenDelta:
 
 
 async def test_room_left_admits_the_request() -> None:
-    nc = FakeNats(load=GenerationLoad(in_flight=2, capacity=2))
-    await admit_generation(fake_service(nc), "tenant-a")
-    assert nc.load_timeouts == [0.2]
+    nc = bus_with(load=GenerationLoad(in_flight=2, capacity=2))
+    await admit_generation(chat_service(nc), "tenant-a")
+    [asked] = nc.requests
+    assert (asked.subject, asked.timeout) == ("gyre.generate.load", 0.2)
+    assert decode_event(asked.payload, GenerationLoadRequest).tenant == "tenant-a"
 
 
 async def test_a_queue_past_the_allowance_is_429_with_retry_after() -> None:
-    nc = FakeNats(load=GenerationLoad(in_flight=3, capacity=2))
+    nc = bus_with(load=GenerationLoad(in_flight=3, capacity=2))
     with pytest.raises(ApiError) as caught:
-        await admit_generation(fake_service(nc), "tenant-a")
+        await admit_generation(chat_service(nc), "tenant-a")
     assert caught.value.status_code == 429 and caught.value.code == "generation_queue_full"
     assert caught.value.headers == {"Retry-After": "2"}
 
 
 async def test_no_generate_replica_listening_is_503() -> None:
     with pytest.raises(ApiError) as caught:
-        await admit_generation(fake_service(FakeNats(load=nats.errors.NoRespondersError())), "tenant-a")
+        await admit_generation(chat_service(bus_with(load=nats.errors.NoRespondersError())), "tenant-a")
     assert caught.value.status_code == 503 and "no replica listens" in caught.value.message
     assert caught.value.headers == {"Retry-After": "1"}
 
 
 async def test_a_replica_too_busy_to_say_its_load_does_not_refuse_the_request() -> None:
     # It listens (else NoResponders) but its CPU is on a generation: admit; the first-token timeout bounds the wait.
-    await admit_generation(fake_service(FakeNats(load=nats.errors.TimeoutError())), "tenant-a")
+    await admit_generation(chat_service(bus_with(load=nats.errors.TimeoutError())), "tenant-a")
 
 
 async def test_a_refused_request_is_never_published() -> None:
-    nc = FakeNats(load=GenerationLoad(in_flight=9, capacity=1))
-    service = fake_service(nc)
+    nc = bus_with(load=GenerationLoad(in_flight=9, capacity=1))
+    service = chat_service(nc)
     with pytest.raises(ApiError):
         await start_chat_stream(service, "tenant-a", body(stream=True))
     assert service.publisher.events == [] and nc.published == []
@@ -158,16 +109,16 @@ def test_sampling_parameters_and_retrieval_pass_through() -> None:
 
 
 async def started_follower(nc: FakeNats, **settings: Any) -> GenerationFollower:
-    service = fake_service(nc, **settings)
+    service = chat_service(nc, **settings)
     request = generation_request("tenant-a", body(), REQUEST_ID, service.settings)
     follower = GenerationFollower(service, request)
     await follower.start()
-    assert service.publisher.events == [request]
+    assert service.publisher.events == [request] and nc.subscribed == [f"gyre.generate.stream.{REQUEST_ID}"]
     return follower
 
 
 async def test_no_first_token_in_time_is_504_and_cancels_the_generation() -> None:
-    nc = FakeNats()
+    nc = bus_with()
     follower = await started_follower(nc)
     with pytest.raises(ApiError) as caught:
         await follower.wait_first()
@@ -175,12 +126,12 @@ async def test_no_first_token_in_time_is_504_and_cancels_the_generation() -> Non
     await follower.close()
     [cancel] = nc.cancels()
     assert cancel.request_id == REQUEST_ID and cancel.tenant == "tenant-a" and "timeout" in cancel.reason
-    [(subject, _, headers)] = nc.published
-    assert subject == f"gyre.generate.cancel.{REQUEST_ID}" and "Nats-Msg-Id" not in headers
+    [sent] = nc.published
+    assert sent.subject == f"gyre.generate.cancel.{REQUEST_ID}" and "Nats-Msg-Id" not in sent.headers
 
 
 async def test_closing_before_the_end_cancels_once() -> None:
-    nc = FakeNats(stream=[delta("He")])
+    nc = bus_with(stream=[delta("He")])
     follower = await started_follower(nc)
     assert isinstance(await follower.wait_first(), TokenDelta)
     await follower.close()
@@ -190,7 +141,7 @@ async def test_closing_before_the_end_cancels_once() -> None:
 
 async def test_a_finished_generation_is_not_cancelled() -> None:
     failed = GenerationFailed(tenant="tenant-a", request_id=REQUEST_ID, error="x")
-    nc = FakeNats(stream=[delta("a"), failed])
+    nc = bus_with(stream=[delta("a"), failed])
     follower = await started_follower(nc)
     assert [type(m) async for m in follower.messages()] == [TokenDelta, GenerationFailed]
     await follower.close()
@@ -199,9 +150,9 @@ async def test_a_finished_generation_is_not_cancelled() -> None:
 
 async def test_a_failure_before_any_token_is_a_plain_502_for_a_stream() -> None:
     failed = GenerationFailed(tenant="tenant-a", request_id=REQUEST_ID, error="model fell over")
-    nc = FakeNats(load=GenerationLoad(in_flight=0, capacity=1), stream=[failed])
+    nc = bus_with(load=GenerationLoad(in_flight=0, capacity=1), stream=[failed])
     with pytest.raises(ApiError) as caught:
-        await start_chat_stream(fake_service(nc), "tenant-a", body(stream=True))
+        await start_chat_stream(chat_service(nc), "tenant-a", body(stream=True))
     assert caught.value.status_code == 502 and "model fell over" in caught.value.message
     assert nc.cancels() == [] and nc.sub.unsubscribed
 

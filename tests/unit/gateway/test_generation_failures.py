@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
-import nats.errors
 import pytest
 
-from gyre_contracts import GenerationFailed, GenerationLoad, TokenDelta, encode_body
+from gyre_contracts import GenerationFailed, GenerationLoad, TokenDelta
 from gyre_contracts.generate import FailureCode
 from gyre_gateway.chat.failures import generation_failed
 from gyre_gateway.chat.protocol import ChatCompletionRequest
 from gyre_gateway.chat.serving import StreamMessage, complete_chat, start_chat_stream, stream_chat_events
 from gyre_gateway.errors import ApiError, error_response
-from gyre_runtime.config import load_settings
+from tests.support.fake_bus import FakeNats, fake_service
 
 REQUEST_ID = "chatcmpl-f"
 
@@ -98,41 +96,9 @@ def test_failures_a_retry_does_not_cure_carry_no_retry_after(code: FailureCode) 
 USER = [{"role": "user", "content": "hi"}]
 
 
-class OneMessageBus:
-    """Enough of nats for one chat request: room to admit it, then ``stream`` on its stream subject."""
-
-    is_connected = True
-
-    def __init__(self, stream: list[StreamMessage]) -> None:
-        self.stream = stream
-
-    async def request(self, subject: str, payload: bytes, timeout: float, **_: Any) -> Any:  # noqa: ASYNC109
-        return SimpleNamespace(data=encode_body(GenerationLoad(in_flight=0, capacity=1)), headers=None)
-
-    async def subscribe(self, subject: str) -> Any:
-        return self
-
-    async def next_msg(self, timeout: float) -> Any:  # noqa: ASYNC109 (nats-py's signature)
-        if not self.stream:
-            raise nats.errors.TimeoutError
-        return SimpleNamespace(data=encode_body(self.stream.pop(0)), headers=None)
-
-    async def unsubscribe(self) -> None:
-        pass
-
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
-        pass
-
-
-class Publisher:
-    async def publish(self, event: Any, **_: Any) -> None:
-        pass
-
-
 def service_with(stream: list[StreamMessage]) -> Any:
-    settings = load_settings({})
-    bus = SimpleNamespace(nc=OneMessageBus(stream), settings=settings, subject=settings.subject)
-    return SimpleNamespace(ready=True, bus=bus, settings=settings, startup_error=None, publisher=Publisher())
+    """Room to admit one chat request, then ``stream`` on its stream subject."""
+    return fake_service(FakeNats({"gyre.generate.load": GenerationLoad(in_flight=0, capacity=1)}, stream))
 
 
 def chat_body(**fields: Any) -> ChatCompletionRequest:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import nats.errors
@@ -11,43 +10,27 @@ import pytest
 from gyre_contracts import FeedbackSubmitted, RetrieveRequest, RetrieveResult
 from gyre_gateway.errors import ApiError
 from gyre_gateway.upstream import connected, publish, request_reply
-from gyre_runtime.config import load_settings
+from tests.support.fake_bus import FakeNats, FakePublisher, fake_service
 
 EVENT = RetrieveRequest(tenant="t", query="q")
 
 
-class FakeNats:
-    is_connected = True
-
-    def __init__(self, outcome: Any) -> None:
-        self.outcome = outcome
-
-    async def request(self, subject: str, payload: bytes, **kwargs: Any) -> Any:
-        headers = kwargs["headers"]
-        assert subject == "gyre.retrieve" and "Nats-Msg-Id" not in headers and headers["ce-tenant"] == "t"
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        return SimpleNamespace(data=self.outcome, headers=None)
+def bus_answering(outcome: Any) -> FakeNats:
+    return FakeNats({"gyre.retrieve": outcome})
 
 
-class FakePublisher:
-    async def publish(self, event: Any, **_: Any) -> None:
-        raise nats.errors.TimeoutError
-
-
-def fake_service(nc: Any = None, *, ready: bool = True) -> Any:
-    settings = load_settings({}, request_timeout_s=2.5)
-    bus = SimpleNamespace(nc=nc or FakeNats(b""), settings=settings, subject=settings.subject)
-    return SimpleNamespace(ready=ready, bus=bus, settings=settings, startup_error=None, publisher=FakePublisher())
-
-
-async def ask(outcome: Any) -> RetrieveResult:
-    return await request_reply(fake_service(FakeNats(outcome)), EVENT, RetrieveResult, unavailable="embed is down")
+async def ask(outcome: Any, nc: FakeNats | None = None) -> RetrieveResult:
+    service = fake_service(nc or bus_answering(outcome), request_timeout_s=2.5)
+    return await request_reply(service, EVENT, RetrieveResult, unavailable="embed is down")
 
 
 async def test_a_reply_is_decoded_into_its_event() -> None:
-    result = await ask(b'{"type": "gyre.retrieve.result.v1", "retrieval_ms": 2.0}')
+    nc = bus_answering(b'{"type": "gyre.retrieve.result.v1", "retrieval_ms": 2.0}')
+    result = await ask(None, nc)
     assert result.retrieval_ms == 2.0
+    # A request is answered, not stored: no JetStream de-duplication id; the tenant travels in the headers.
+    [sent] = nc.requests
+    assert sent.subject == "gyre.retrieve" and "Nats-Msg-Id" not in sent.headers and sent.headers["ce-tenant"] == "t"
 
 
 async def test_no_responder_is_503_with_the_callers_message() -> None:
@@ -71,7 +54,8 @@ async def test_an_unreadable_reply_is_502() -> None:
 async def test_a_publish_the_bus_does_not_ack_is_503() -> None:
     event = FeedbackSubmitted(feedback_id="f", request_id="r", rating=1)
     with pytest.raises(ApiError) as caught:
-        await publish(fake_service(), event, event_id="f")
+        unacknowledged = FakePublisher(fails_with=nats.errors.TimeoutError())
+        await publish(fake_service(publisher=unacknowledged), event, event_id="f")
     assert caught.value.status_code == 503 and caught.value.code == "publish_failed"
 
 

@@ -17,7 +17,7 @@ import os
 import signal
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 import docx
 import pytest
@@ -28,8 +28,8 @@ from gyre_ingest.formats import ExtractionError, ExtractOptions, extract
 from gyre_ingest.pipeline import IngestConfig, PreparedDocument, Refused
 from gyre_ingest.quality import QualityThresholds
 from tests.support.hostile_documents import shared_stream_pdf
+from tests.support.models import embedder_tokenizer_path
 
-REPO = Path(__file__).resolve().parents[3]
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 MB = 1024 * 1024
 WAIT_S = 60.0  # bound of any single wait on a worker; normally a second or two
@@ -116,15 +116,7 @@ def test_a_small_pdf_within_its_budgets_is_read() -> None:
     assert "The same words on every page." in doc.text
 
 
-# --- the worker pool: time and memory limits, replacement --------------------------------------------------
-
-
-def tokenizer_path() -> Path:
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    path = (root if root.is_absolute() else REPO / root) / "all-minilm-l6-v2" / "tokenizer.json"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `just models` (or set GYRE_MODEL_DIR)", pytrace=False)
-    return path
+# --- the worker pool: time and memory limits, replacement (the real tokenizer) ---------------------------
 
 
 PoolFactory = Callable[..., Awaitable[ExtractionPool]]
@@ -137,7 +129,8 @@ async def pools() -> AsyncIterator[PoolFactory]:
     async def start(
         *, timeout_s: float = 60.0, memory_mb: int = 1024, size: int = 1, config: IngestConfig | None = None
     ) -> ExtractionPool:
-        pool = ExtractionPool(tokenizer_path(), config or IngestConfig(), WorkerLimits(timeout_s, memory_mb * MB), size)
+        limits = WorkerLimits(timeout_s, memory_mb * MB)
+        pool = ExtractionPool(embedder_tokenizer_path(), config or IngestConfig(), limits, size)
         await asyncio.wait_for(pool.start(), WAIT_S)
         started.append(pool)
         return pool
@@ -170,6 +163,7 @@ def only_reason(outcome: PreparedDocument | Refused) -> str:
     return reason.code
 
 
+@pytest.mark.models
 async def test_a_worker_reads_a_document_as_prepare_document_would(pools: PoolFactory) -> None:
     pool = await pools()
     document = DocumentSubmitted(document_id="ok", text="Hello there. Mail me at a@b.example!")
@@ -179,6 +173,7 @@ async def test_a_worker_reads_a_document_as_prepare_document_would(pools: PoolFa
     assert [c.text for c in outcome.chunks] == [outcome.text]
 
 
+@pytest.mark.models
 async def test_a_zip_bomb_docx_is_rejected_too_large_without_the_worker_growing(pools: PoolFactory) -> None:
     pool = await pools(memory_mb=1024)
     [pid] = pool.pids
@@ -188,6 +183,7 @@ async def test_a_zip_bomb_docx_is_rejected_too_large_without_the_worker_growing(
     assert pool.pids == [pid]  # refused by the cheap check: the worker did not hit its limit
 
 
+@pytest.mark.models
 async def test_a_document_needing_more_memory_than_the_limit_is_rejected_too_large_and_the_worker_replaced(
     pools: PoolFactory,
 ) -> None:
@@ -206,6 +202,7 @@ async def test_a_document_needing_more_memory_than_the_limit_is_rejected_too_lar
     assert isinstance(after, PreparedDocument)
 
 
+@pytest.mark.models
 async def test_a_document_over_the_time_limit_is_rejected_extraction_timeout_and_its_worker_replaced(
     pools: PoolFactory,
 ) -> None:
@@ -222,12 +219,18 @@ async def test_a_document_over_the_time_limit_is_rejected_extraction_timeout_and
     assert len(set(after) - set(before)) == 1  # exactly one worker, the stuck one, was replaced
 
 
-async def test_a_document_abandoned_by_its_caller_frees_its_worker(pools: PoolFactory) -> None:
-    config = IngestConfig(extract=ExtractOptions(max_chars=50_000_000))
-    pool = await pools(timeout_s=60.0, config=config)
+async def reading_a_bomb(pools: PoolFactory) -> tuple[ExtractionPool, int, asyncio.Task[Any]]:
+    """A one-worker pool whose worker has taken a PDF that would parse for minutes; its pid; the caller's task."""
+    pool = await pools(timeout_s=60.0, config=IngestConfig(extract=ExtractOptions(max_chars=50_000_000)))
     [pid] = pool.pids
-    stuck = asyncio.create_task(pool.prepare(submitted(pdf_bomb(), "application/pdf", "bomb"), "redact"))
-    await until(lambda: busy(pool))  # the worker has taken the bomb
+    task = asyncio.create_task(pool.prepare(submitted(pdf_bomb(), "application/pdf", "bomb"), "redact"))
+    await until(lambda: busy(pool))
+    return pool, pid, task
+
+
+@pytest.mark.models
+async def test_a_document_abandoned_by_its_caller_frees_its_worker(pools: PoolFactory) -> None:
+    pool, pid, stuck = await reading_a_bomb(pools)
     stuck.cancel()  # what the consumer does to a handler past its maximum processing time
     with pytest.raises(asyncio.CancelledError):
         await stuck
@@ -237,12 +240,9 @@ async def test_a_document_abandoned_by_its_caller_frees_its_worker(pools: PoolFa
     assert isinstance(outcome, PreparedDocument)
 
 
+@pytest.mark.models
 async def test_a_worker_that_dies_mid_document_rejects_it_and_is_replaced(pools: PoolFactory) -> None:
-    config = IngestConfig(extract=ExtractOptions(max_chars=50_000_000))
-    pool = await pools(timeout_s=60.0, config=config)
-    [pid] = pool.pids
-    dying = asyncio.create_task(pool.prepare(submitted(pdf_bomb(), "application/pdf", "bomb"), "redact"))
-    await until(lambda: busy(pool))
+    pool, pid, dying = await reading_a_bomb(pools)
     os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
     outcome = await asyncio.wait_for(dying, WAIT_S)
     assert only_reason(outcome) == "extraction_failed"

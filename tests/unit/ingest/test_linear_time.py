@@ -11,10 +11,8 @@ seconds to hours. The exact reproductions from the issue are kept as plain tests
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,8 +30,8 @@ from gyre_ingest.sections import atx_heading, parse_sections
 from gyre_ingest.sentences import split_sentences
 from gyre_ingest.structure import ChunkingConfig, chunk_document
 from gyre_runtime.guardrails.pii import apply_pii_policy, find_pii
+from tests.support.models import embedder_tokenizer
 
-REPO = Path(__file__).resolve().parents[3]
 LONG = 40_000  # the issue's reproduction: 40,000 characters without a space
 TIME_BOUND = settings(
     deadline=timedelta(seconds=2),
@@ -83,14 +81,7 @@ def single_line(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Tokenizer:
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    path = (root if root.is_absolute() else REPO / root) / "all-minilm-l6-v2" / "tokenizer.json"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `just models` (or set GYRE_MODEL_DIR)", pytrace=False)
-    tok = Tokenizer.from_file(str(path))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
+    return embedder_tokenizer()
 
 
 # --- the issue's reproductions ---------------------------------------------------------------------------
@@ -124,6 +115,7 @@ def test_a_long_run_of_digit_groups_is_not_read_as_a_phone_number_again_and_agai
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.models
 def test_forty_thousand_characters_without_a_space_go_through_the_whole_pipeline(tokenizer: Tokenizer) -> None:
     text = "Start of the document. " + "x" * LONG + ". And the last sentence is here."
     outcome = prepare_document(DocumentSubmitted(document_id="run", text=text), tokenizer, IngestConfig(), "redact")
@@ -260,6 +252,7 @@ def test_deeply_nested_markup_is_refused_or_read_in_linear_time(depth: int, open
         assert exc.code in ("invalid_json", "undecodable")
 
 
+@pytest.mark.models
 @settings(TIME_BOUND, max_examples=8)
 @given(adversarial_text())
 def test_chunking_with_the_real_tokenizer_is_linear(tokenizer: Tokenizer, text: str) -> None:

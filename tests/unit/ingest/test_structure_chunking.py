@@ -5,11 +5,9 @@ Needs the default models built (`just models`): a missing tokenizer is a failure
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer
@@ -19,23 +17,14 @@ from gyre_ingest.chunking import chunk_text
 from gyre_ingest.formats.base import Page
 from gyre_ingest.sentences import split_sentences
 from gyre_ingest.structure import ChunkingConfig, chunk_document
+from tests.support.models import embedder_tokenizer
 
-REPO = Path(__file__).resolve().parents[3]
-EMBEDDER = "all-minilm-l6-v2"
+pytestmark = pytest.mark.models
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Tokenizer:
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    if not root.is_absolute():
-        root = REPO / root
-    path = root / EMBEDDER / "tokenizer.json"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `just models` (or set GYRE_MODEL_DIR)", pytrace=False)
-    tok = Tokenizer.from_file(str(path))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
+    return embedder_tokenizer()
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,16 @@ model is a failure, not a skip, so a CI run without them cannot pass silently.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gyre_contracts import SamplingParams
 from gyre_runtime.models.manifest import load_manifest, verify_manifest
+from tests.support.models import EMBEDDER, GENERATOR, built_models
 
-REPO = Path(__file__).resolve().parents[3]
-EMBEDDER = "all-minilm-l6-v2"
-GENERATOR = "smollm2-135m-instruct"
+pytestmark = pytest.mark.models
 
 SENTENCES = [
     "The cat sits on the mat.",
@@ -48,17 +47,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    root = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models"))
-    if not root.is_absolute():
-        root = REPO / root
-    missing = [n for n in (EMBEDDER, GENERATOR) if not (root / n / "manifest.json").is_file()]
-    if missing:
-        pytest.fail(
-            f"default models missing in {root}: {', '.join(missing)}; run `just models` "
-            "(bash libs/gyre-modelbuild/build.sh) or set GYRE_MODEL_DIR",
-            pytrace=False,
-        )
-    return root
+    return built_models(EMBEDDER, GENERATOR)
 
 
 @pytest.fixture(scope="session")
@@ -77,15 +66,19 @@ def embedder_fp32(model_dir: Path):
 
 @pytest.fixture(scope="session")
 def generator(model_dir: Path):
-    from gyre_runtime.models.generator import OnnxGenaiGenerator
+    from gyre_runtime.generation.onnx import OnnxGenaiBackend
 
-    gen = OnnxGenaiGenerator(model_dir / GENERATOR, threads=2)
+    gen = OnnxGenaiBackend(model_dir / GENERATOR, threads=2)
     yield gen
-    gen.close()
+    asyncio.run(gen.close())
+
+
+async def _text(stream) -> str:
+    return "".join([delta async for delta in stream])
 
 
 def _run(stream) -> str:
-    return asyncio.run(stream.text())
+    return asyncio.run(_text(stream))
 
 
 # -- manifests ---------------------------------------------------------------------------------
@@ -166,11 +159,12 @@ def test_embedder_facts(embedder, embedder_fp32) -> None:
 
 
 def test_greedy_smollm2_knows_the_capital_of_france(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
+    from gyre_runtime.generation.chat_template import format_chatml
 
-    prompt = generator.format_chat([("user", "What is the capital of France?")])
+    messages = [("user", "What is the capital of France?")]
+    prompt = format_chatml(messages)
     assert prompt == "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
-    stream = generator.stream(prompt, GenerationParams(max_tokens=48))
+    stream = generator.stream(messages, SamplingParams(max_tokens=48))
     text = _run(stream)
     assert "Paris" in text, text
     assert stream.finish_reason == "stop"
@@ -180,13 +174,11 @@ def test_greedy_smollm2_knows_the_capital_of_france(generator) -> None:
 
 
 def test_stop_sequence_ends_generation(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
-
-    prompt = generator.format_chat([("user", "What is the capital of France?")])
-    free = _run(generator.stream(prompt, GenerationParams(max_tokens=48)))
+    messages = [("user", "What is the capital of France?")]
+    free = _run(generator.stream(messages, SamplingParams(max_tokens=48)))
     assert "Paris" in free, free
     for stop in (("Paris",), ("zzz-never", "of Fr", "Paris")):  # multi-char stops, earliest wins
-        stream = generator.stream(prompt, GenerationParams(max_tokens=48, stop=stop))
+        stream = generator.stream(messages, SamplingParams(max_tokens=48, stop=stop))
         text = _run(stream)
         cut = min(i for i in (free.find(s) for s in stop) if i >= 0)
         assert text == free[:cut], (stop, text)
@@ -195,37 +187,27 @@ def test_stop_sequence_ends_generation(generator) -> None:
 
 
 def test_max_tokens_ends_with_length(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
-
-    prompt = generator.format_chat([("user", "Write a long story about a dragon.")])
-    stream = generator.stream(prompt, GenerationParams(max_tokens=7))
+    stream = generator.stream([("user", "Write a long story about a dragon.")], SamplingParams(max_tokens=7))
     _run(stream)
     assert (stream.finish_reason, stream.completion_tokens) == ("length", 7)
 
 
 def test_same_seed_same_text(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
-
-    prompt = generator.format_chat([("user", "Write one sentence about the sea.")])
-    params = GenerationParams(max_tokens=40, temperature=0.9, top_p=0.95, top_k=40, seed=1234)
-    first = _run(generator.stream(prompt, params))
-    second = _run(generator.stream(prompt, params))
+    messages = [("user", "Write one sentence about the sea.")]
+    params = SamplingParams(max_tokens=40, temperature=0.9, top_p=0.95, top_k=40, seed=1234)
+    first = _run(generator.stream(messages, params))
+    second = _run(generator.stream(messages, params))
     assert first and first == second
-    others = {_run(generator.stream(prompt, msgspec_replace(params, seed=s))) for s in (1, 2, 3)}
+    others = {_run(generator.stream(messages, msgspec_replace(params, seed=s))) for s in (1, 2, 3)}
     assert len(others | {first}) > 1  # the seed matters
 
 
 def test_concurrent_streams_and_cancellation(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
-
-    prompt = generator.format_chat([("user", "What is the capital of France?")])
-    greedy = GenerationParams(max_tokens=32)
+    greedy = SamplingParams(max_tokens=32)
 
     async def main() -> tuple[list[str], str]:
         # Cancel a long stream after a few deltas; the others are unaffected.
-        long = generator.stream(
-            generator.format_chat([("user", "Tell me a very long story.")]), GenerationParams(max_tokens=400)
-        )
+        long = generator.stream([("user", "Tell me a very long story.")], SamplingParams(max_tokens=400))
         got = []
         async for delta in long:
             got.append(delta)
@@ -234,7 +216,8 @@ def test_concurrent_streams_and_cancellation(generator) -> None:
         await long.aclose()
         assert long.finish_reason == "cancelled"
         assert long.prompt_tokens > 0 and 3 <= long.completion_tokens < 400  # usage of what was made
-        texts = await asyncio.gather(*(generator.stream(prompt, greedy).text() for _ in range(3)))
+        capital = [("user", "What is the capital of France?")]
+        texts = await asyncio.gather(*(_text(generator.stream(capital, greedy)) for _ in range(3)))
         return texts, "".join(got)
 
     texts, partial = asyncio.run(main())
@@ -243,12 +226,8 @@ def test_concurrent_streams_and_cancellation(generator) -> None:
 
 
 def test_task_cancellation_and_errors_reach_the_consumer(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
-
     async def main() -> None:
-        stream = generator.stream(
-            generator.format_chat([("user", "Tell me a story.")]), GenerationParams(max_tokens=300)
-        )
+        stream = generator.stream([("user", "Tell me a story.")], SamplingParams(max_tokens=300))
         first = asyncio.Event()
 
         async def consume() -> None:
@@ -261,49 +240,48 @@ def test_task_cancellation_and_errors_reach_the_consumer(generator) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert stream.finish_reason == "cancelled"
-        with pytest.raises(ValueError, match="empty prompt"):
-            await generator.stream("", GenerationParams()).text()
+        too_long = generator.stream([("user", "word " * (generator.context_length + 10))], SamplingParams())
+        with pytest.raises(ValueError, match="the model's context is 8192"):
+            await _text(too_long)
+        assert too_long.finish_reason == "error"
         # The worker is still serving after both.
-        text = await generator.stream(
-            generator.format_chat([("user", "Say hi.")]), GenerationParams(max_tokens=8)
-        ).text()
-        assert text
+        assert await _text(generator.stream([("user", "Say hi.")], SamplingParams(max_tokens=8)))
 
     asyncio.run(main())
 
 
 def test_close_ends_running_streams(model_dir: Path) -> None:
-    from gyre_runtime.models.generator import GenerationParams, OnnxGenaiGenerator
+    from gyre_runtime.generation.onnx import OnnxGenaiBackend
 
-    gen = OnnxGenaiGenerator(model_dir / GENERATOR, threads=1)
+    gen = OnnxGenaiBackend(model_dir / GENERATOR, threads=1)
 
     async def main() -> str | None:
-        stream = gen.stream(gen.format_chat([("user", "Tell me a story.")]), GenerationParams(max_tokens=500))
+        stream = gen.stream([("user", "Tell me a story.")], SamplingParams(max_tokens=500))
         async for _ in stream:
             break  # started
-        await asyncio.get_running_loop().run_in_executor(None, gen.close)
+        await gen.close()
         rest = [d async for d in stream]  # what was already on its way, then the end
         assert len(rest) < 500
         return stream.finish_reason
 
     assert asyncio.run(main()) == "cancelled"
     with pytest.raises(RuntimeError):
-        gen.stream("x", GenerationParams())
+        gen.stream([("user", "x")], SamplingParams())
 
 
 def test_chunked_prefill_gives_the_same_answer(generator) -> None:
-    from gyre_runtime.models.generator import GenerationParams
+    from gyre_runtime.generation.chat_template import format_chatml
 
     context = " ".join(f"Document {i}: the invoice number {1000 + i} is due on day {i}." for i in range(12))
-    prompt = generator.format_chat([("user", context + "\nWhen is invoice 1007 due?")])
-    assert generator.count_tokens(prompt) > 200
-    params = GenerationParams(max_tokens=16)
+    messages = [("user", context + "\nWhen is invoice 1007 due?")]
+    assert generator.count_tokens(format_chatml(messages)) > 200
+    params = SamplingParams(max_tokens=16)
     chunk = generator._prefill_chunk
     try:
         generator._prefill_chunk = 10_000
-        whole = _run(generator.stream(prompt, params))
+        whole = _run(generator.stream(messages, params))
         generator._prefill_chunk = 50
-        chunked = _run(generator.stream(prompt, params))
+        chunked = _run(generator.stream(messages, params))
     finally:
         generator._prefill_chunk = chunk
     assert whole and whole == chunked

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,9 @@ from gyre_runtime.state.golden_sets import GoldenItem, dump_golden_jsonl
 from gyre_runtime.state.models import ModelEntry, ModelRegistry
 from gyre_runtime.state.prompts import PromptRegistry
 from tests.support.nats_server import NatsServer
+from tests.support.services import until_ready
 
 KEY_A, KEY_B = "eval-key-tenant-a", "eval-key-tenant-b"
-START_TIMEOUT_S = 20.0  # the gateway's connection normally takes milliseconds
 MODEL = ModelEntry(id="tiny-generator", kind="generation", version="tiny-generator:1:0123abcd", served_by="generate")
 
 ITEMS = [
@@ -48,13 +47,8 @@ class Gateway:
 
 
 @pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
-    with NatsServer() as server:
-        yield server
-
-
-@pytest.fixture
 def settings(nats_server: NatsServer, tmp_path: Path) -> Settings:
+    """The integration suite's nats-server (its conftest), with two tenants' keys."""
     return load_settings(
         {}, nats_url=nats_server.url, data_dir=str(tmp_path), api_keys=f"{KEY_A}:tenant-a,{KEY_B}:tenant-b"
     )
@@ -65,7 +59,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     """The gateway app in this event loop, connected (its lifespan run by hand), and a bus of the test."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        await asyncio.wait_for(app.state.started.wait(), START_TIMEOUT_S)
+        await until_ready(app.state.service)
         bus = await connect(settings, name="gyre-test")
         transport = httpx.ASGITransport(app=app)
         try:
