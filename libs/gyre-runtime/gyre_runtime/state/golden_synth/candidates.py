@@ -196,15 +196,6 @@ def _heading_candidate(chunk: SourceChunk, paragraphs: list[str], statistics: Co
     return None
 
 
-def headings_of_one_document(chunks: Sequence[SourceChunk]) -> set[str]:
-    """Lower-cased last headings that occur in exactly one document: "Examples" names a section of many."""
-    documents: dict[str, set[str]] = defaultdict(set)
-    for chunk in chunks:
-        if chunk.heading_path:
-            documents[" ".join(chunk.heading_path[-1].split()).lower()].add(chunk.document_id)
-    return {heading for heading, where in documents.items() if len(where) == 1}
-
-
 def _answer_terms(
     reference: str, question: str, document_id: str, statistics: CorpusStatistics
 ) -> tuple[str, ...]:
