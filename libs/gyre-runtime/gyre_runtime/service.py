@@ -81,6 +81,7 @@ class Service:
         self.startup_error: str | None = None
         # Why the start is being retried (the bus did not answer), shown by /readyz meanwhile.
         self.waiting_for_bus: str | None = None
+        self.started = asyncio.Event()  # set once started (tests await it rather than poll)
         self._bus: Bus | None = None
         self._publisher: Publisher | None = None
 
@@ -181,6 +182,7 @@ class Service:
             try:
                 await self.start()
                 self.waiting_for_bus = None
+                self.started.set()
                 return
             except nats.errors.Error as exc:
                 self.waiting_for_bus = f"{type(exc).__name__}: {exc}"
@@ -194,35 +196,49 @@ class Service:
                 log.exception("service_start_failed", error=self.startup_error)
                 return
 
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """An ASGI app's lifespan: start in the background (so /healthz answers while models load and
+        while the bus does not), stop at the end."""
+        task = asyncio.create_task(self._start_in_background(), name=f"{self.name}-start")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.stop()
+
+    def health(self) -> JSONResponse:
+        """Liveness: the process answers (500 once its start failed for good)."""
+        if self.startup_error:
+            return JSONResponse({"status": "failed", "error": self.startup_error}, status_code=500)
+        return JSONResponse({"status": "ok", "service": self.name})
+
+    def readiness(self) -> JSONResponse:
+        """Readiness: started and connected to the bus (503 with the reason otherwise)."""
+        ready = self.ready and self._bus is not None and self._bus.nc.is_connected
+        body: dict[str, Any] = {"ready": ready, "service": self.name}
+        if self.startup_error:
+            body["error"] = self.startup_error
+        elif self.waiting_for_bus and not ready:
+            body["waiting_for_bus"] = self.waiting_for_bus
+        return JSONResponse(body, status_code=200 if ready else 503)
+
     def asgi(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            # Start in the background so /healthz answers while models load.
-            task = asyncio.create_task(self._start_in_background())
-            try:
+            async with self.lifespan():
                 yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                await self.stop()
 
         async def healthz(request: Request) -> Response:
-            if self.startup_error:
-                return JSONResponse({"status": "failed", "error": self.startup_error}, status_code=500)
-            return JSONResponse({"status": "ok", "service": self.name})
+            return self.health()
 
         async def readyz(request: Request) -> Response:
-            ready = self.ready and self._bus is not None and self._bus.nc.is_connected
-            body = {"ready": ready, "service": self.name}
-            if self.startup_error:
-                body["error"] = self.startup_error
-            elif self.waiting_for_bus and not ready:
-                body["waiting_for_bus"] = self.waiting_for_bus
-            return JSONResponse(body, status_code=200 if ready else 503)
+            return self.readiness()
 
         async def metrics(request: Request) -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            return metrics_response()
 
         routes: list[BaseRoute] = [
             Route("/healthz", healthz),
@@ -237,6 +253,11 @@ class Service:
         )
         app.state.service = self
         return app
+
+
+def metrics_response() -> Response:
+    """This process's Prometheus metrics (every service and the gateway serve them on /metrics)."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def port_is_free(host: str, port: int) -> bool:

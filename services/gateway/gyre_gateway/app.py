@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gyre_gateway.auth import ApiKeyring, StoredKeys, authenticated_caller, require_operator
 from gyre_gateway.body_limit import BodySizeLimitMiddleware, max_body_bytes
@@ -28,12 +26,11 @@ from gyre_gateway.web.api_router import router as web_router
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.operator_access import OperatorAccess
-from gyre_runtime.service import Service, run_service
+from gyre_runtime.service import Service, metrics_response, run_service
 
 log = get_logger()
 
 SERVICE_NAME = "gateway"
-START_RETRY_S = (1.0, 2.0, 5.0, 10.0)
 
 DESCRIPTION = """\
 Gyre's HTTP API: submit documents, search them, ask questions answered from them with
@@ -66,43 +63,13 @@ def install_api_docs(app: FastAPI, mode: str) -> None:
         return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
 
 
-async def keep_starting(service: Service, started: asyncio.Event) -> None:
-    """Connect and declare the topology, retrying with back-off; the HTTP server answers meanwhile.
-
-    (Connecting itself waits for NATS without end; a failure after it, e.g. a stream that cannot be
-    created yet on a forming cluster, is retried here.)
-    """
-    attempt = 0
-    while True:
-        try:
-            await service.start()
-        except Exception as exc:
-            service.startup_error = f"{type(exc).__name__}: {exc}"
-            delay = START_RETRY_S[min(attempt, len(START_RETRY_S) - 1)]
-            log.exception("gateway_start_failed", error=service.startup_error, retry_in_s=delay)
-            await service.stop()
-            attempt += 1
-            await asyncio.sleep(delay)
-            continue
-        service.startup_error = None
-        started.set()
-        return
-
-
 def create_app(settings: Settings) -> FastAPI:
     service = Service(SERVICE_NAME, settings)
-    started = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(keep_starting(service, started), name="gateway-start")
-        try:
+        async with service.lifespan():  # the shell every service runs in: start retries, stop
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await service.stop()
 
     app = FastAPI(
         title="Gyre",
@@ -120,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     app.state.input_rate_limiter = RateLimiter()  # /v1/embeddings inputs per key
     app.state.operator_access = OperatorAccess(settings)
-    app.state.started = started  # set once the bus is connected (tests await it instead of polling)
+    app.state.started = service.started  # set once the bus is connected (tests await it instead of polling)
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -131,24 +98,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> JSONResponse:
-        """Liveness: the process answers (500 while its start keeps failing)."""
-        if service.startup_error:
-            return JSONResponse({"status": "failed", "error": service.startup_error}, status_code=500)
-        return JSONResponse({"status": "ok", "service": SERVICE_NAME})
+        """Liveness: the process answers (500 once its start failed for good)."""
+        return service.health()
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: connected to the bus, topology declared."""
-        ready = service.ready and service.bus.nc.is_connected
-        body: dict[str, object] = {"ready": ready, "service": SERVICE_NAME}
-        if service.startup_error:
-            body["error"] = service.startup_error
-        return JSONResponse(body, status_code=200 if ready else 503)
+        """Readiness: connected to the bus, its topology there (503 with the reason otherwise)."""
+        return service.readiness()
 
     @app.get("/metrics", tags=["operations"], dependencies=[Depends(require_operator)])
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process; needs the metrics token (GYRE_METRICS_TOKEN) or an operator key."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response()
 
     for router in (documents_router, search_router, chat_router, embeddings_router, models_router, feedback_router):
         app.include_router(router)
