@@ -121,7 +121,14 @@ class EmbedResult(Event, frozen=True, kw_only=True, tag="gyre.embeddings.result.
     retry_after_s: float = 0.0
 
 
-class ReindexRequested(Event, frozen=True, kw_only=True, tag="gyre.index.reindex.v1"):
+class _AboutARebuild(Event, frozen=True, kw_only=True):
+    """What every rebuild event starts with: the request that started it and the collection it builds."""
+
+    request_id: RequestId
+    collection: Name
+
+
+class ReindexRequested(_AboutARebuild, frozen=True, kw_only=True, tag="gyre.index.reindex.v1"):
     """Build ``collection`` anew from the stored ChunksReady events, then make it the collection that serves search.
 
     It covers every tenant (``tenant`` is only who asked). ``embedding_model`` names a model folder in
@@ -132,25 +139,22 @@ class ReindexRequested(Event, frozen=True, kw_only=True, tag="gyre.index.reindex
 
     subject: ClassVar[str] = "index.reindex"
     request_id: RequestId = msgspec.field(default_factory=new_id)
-    collection: Name
     embedding_model: Name = ""
     allow_missing: bool = False
     requested_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
-class ReindexProgress(Event, frozen=True, kw_only=True, tag="gyre.index.reindex_progress.v1"):
+class ReindexProgress(_AboutARebuild, frozen=True, kw_only=True, tag="gyre.index.reindex_progress.v1"):
     """How far a rebuild is: sent when it starts replaying, then every few seconds."""
 
     subject: ClassVar[str] = "index.reindex_progress"
-    request_id: RequestId
-    collection: Name
     replayed_events: Count
     stream_events: Count
     documents: Count
     points: Count
 
 
-class ReindexCompleted(Event, frozen=True, kw_only=True, tag="gyre.index.reindexed.v1"):
+class ReindexCompleted(_AboutARebuild, frozen=True, kw_only=True, tag="gyre.index.reindexed.v1"):
     """The rebuilt collection serves search now; the previous one is removed.
 
     ``documents``/``points``: what the new collection holds; ``skipped_events``: replayed events of
@@ -160,8 +164,6 @@ class ReindexCompleted(Event, frozen=True, kw_only=True, tag="gyre.index.reindex
     """
 
     subject: ClassVar[str] = "index.reindexed"
-    request_id: RequestId
-    collection: Name
     previous_collection: Name
     embedding_model: Name
     documents: Count
@@ -175,12 +177,10 @@ class ReindexCompleted(Event, frozen=True, kw_only=True, tag="gyre.index.reindex
     completed_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
-class ReindexFailed(Event, frozen=True, kw_only=True, tag="gyre.index.reindex_failed.v1"):
+class ReindexFailed(_AboutARebuild, frozen=True, kw_only=True, tag="gyre.index.reindex_failed.v1"):
     """A rebuild stopped; the active collection is unchanged. ``final`` is false when it will be retried."""
 
     subject: ClassVar[str] = "index.reindex_failed"
-    request_id: RequestId
-    collection: Name
     error: str
     attempt: Count
     final: bool

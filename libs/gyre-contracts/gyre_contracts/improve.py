@@ -11,10 +11,15 @@ from gyre_contracts.base import Event, utc_now
 from gyre_contracts.limits import Count, Name
 
 
-class DatasetBuilt(Event, frozen=True, kw_only=True, tag="gyre.improve.dataset.v1"):
-    subject: ClassVar[str] = "improve.dataset"
+class _VersionedArtefact(Event, frozen=True, kw_only=True):
+    """What a dataset, prompt or model event starts with: the artefact's name and version."""
+
     name: Name
     version: Name
+
+
+class DatasetBuilt(_VersionedArtefact, frozen=True, kw_only=True, tag="gyre.improve.dataset.v1"):
+    subject: ClassVar[str] = "improve.dataset"
     examples: Count
     object_name: Name
     built_at: dt.datetime = msgspec.field(default_factory=utc_now)
@@ -33,17 +38,13 @@ class CandidateEvaluated(Event, frozen=True, kw_only=True, tag="gyre.improve.eva
     evaluated_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
-class PromptPromoted(Event, frozen=True, kw_only=True, tag="gyre.improve.prompt_promoted.v1"):
+class PromptPromoted(_VersionedArtefact, frozen=True, kw_only=True, tag="gyre.improve.prompt_promoted.v1"):
     subject: ClassVar[str] = "improve.prompt_promoted"
-    name: Name
-    version: Name
     label: Name = "production"
     promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
-class ModelPromoted(Event, frozen=True, kw_only=True, tag="gyre.improve.model_promoted.v1"):
+class ModelPromoted(_VersionedArtefact, frozen=True, kw_only=True, tag="gyre.improve.model_promoted.v1"):
     subject: ClassVar[str] = "improve.model_promoted"
-    name: Name
-    version: Name
     alias: Name = "production"
     promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)

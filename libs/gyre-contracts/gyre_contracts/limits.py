@@ -28,6 +28,11 @@ def _whole(characters: str, *, empty: bool = False) -> str:
     return f"^{characters}{'*' if empty else '+'}$(?!\\n)"
 
 
+def _id_meta(max_length: int, pattern: str, description: str) -> msgspec.Meta:
+    """The constraints of a required id: not empty, at most ``max_length`` characters, matching ``pattern``."""
+    return msgspec.Meta(min_length=1, max_length=max_length, pattern=pattern, description=description)
+
+
 # A token of a NATS subject and a safe piece of a KV key: no dots, wildcards, spaces or controls.
 SUBJECT_TOKEN_CHARACTERS = "[A-Za-z0-9_-]"
 # Any printable text on one line: what an id chosen by a user may hold (KV keys encode it).
@@ -75,49 +80,26 @@ METADATA_STRING_MAX_CHARS = 2 * 1024
 
 TenantId = Annotated[
     str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=TENANT_ID_MAX_LENGTH,
-        pattern=TENANT_ID_PATTERN,
-        description="A tenant: letters, digits, `_` and `-` (a NATS subject token).",
-    ),
+    _id_meta(TENANT_ID_MAX_LENGTH, TENANT_ID_PATTERN, "A tenant: letters, digits, `_` and `-` (a NATS subject token)."),
 ]
 DocumentId = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=DOCUMENT_ID_MAX_LENGTH,
-        pattern=DOCUMENT_ID_PATTERN,
-        description="A document id: printable text on one line.",
-    ),
+    str, _id_meta(DOCUMENT_ID_MAX_LENGTH, DOCUMENT_ID_PATTERN, "A document id: printable text on one line.")
 ]
 RequestId = Annotated[
     str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=REQUEST_ID_MAX_LENGTH,
-        pattern=REQUEST_ID_PATTERN,
-        description="A request id: letters, digits, `_` and `-` (it ends subjects such as generate.stream.<id>).",
+    _id_meta(
+        REQUEST_ID_MAX_LENGTH,
+        REQUEST_ID_PATTERN,
+        "A request id: letters, digits, `_` and `-` (it ends subjects such as generate.stream.<id>).",
     ),
 ]
-OptionalRequestId = Annotated[
-    str, msgspec.Meta(max_length=REQUEST_ID_MAX_LENGTH, pattern=OPTIONAL_REQUEST_ID_PATTERN)
-]
+OptionalRequestId = Annotated[str, msgspec.Meta(max_length=REQUEST_ID_MAX_LENGTH, pattern=OPTIONAL_REQUEST_ID_PATTERN)]
 Identifier = Annotated[
     str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=IDENTIFIER_MAX_LENGTH,
-        pattern=IDENTIFIER_PATTERN,
-        description="An id Gyre makes: letters, digits, `_`, `.`, `:` and `-`.",
-    ),
+    _id_meta(IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, "An id Gyre makes: letters, digits, `_`, `.`, `:` and `-`."),
 ]
-OptionalIdentifier = Annotated[
-    str, msgspec.Meta(max_length=IDENTIFIER_MAX_LENGTH, pattern=OPTIONAL_IDENTIFIER_PATTERN)
-]
-ServiceName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=_whole(SUBJECT_TOKEN_CHARACTERS))
-]
+OptionalIdentifier = Annotated[str, msgspec.Meta(max_length=IDENTIFIER_MAX_LENGTH, pattern=OPTIONAL_IDENTIFIER_PATTERN)]
+ServiceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_whole(SUBJECT_TOKEN_CHARACTERS))]
 # Names and versions of models, prompts, labels, sets, collections, metrics: printable, one line.
 Name = Annotated[str, msgspec.Meta(max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
 ContentType = Annotated[str, msgspec.Meta(max_length=CONTENT_TYPE_MAX_LENGTH)]
