@@ -31,7 +31,7 @@ from gyre_contracts import DocumentSubmitted, new_id, utc_now
 from gyre_embed.batching import EmbeddingScheduler
 from gyre_embed.handlers import EmbedHandlers
 from gyre_embed.index_targets import IndexTarget
-from gyre_embed.reindex import ServingIndex
+from gyre_embed.serving_index import ServingIndex
 from gyre_gateway.documents.serving import delete_document, register_and_publish
 from gyre_ingest.dedup_index import DedupIndex
 from gyre_ingest.extraction_pool import ExtractionPool, WorkerLimits

@@ -13,8 +13,9 @@ from starlette.routing import Route
 
 from gyre_embed.handlers import EmbedHandlers
 from gyre_embed.index_targets import ActiveIndex, ActiveIndexRecord, IndexTarget, LocalTargets
-from gyre_embed.reindex import Reindexer, ServingIndex
+from gyre_embed.reindex import Reindexer
 from gyre_embed.replay import BusReplaySource
+from gyre_embed.serving_index import ServingIndex
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service, run_service
@@ -120,11 +121,8 @@ def create_app(settings: Settings) -> Any:
 
     async def close(svc: Service) -> None:
         serving = svc.state.get("serving")
-        if serving is None:
-            return
-        if serving.build is not None:
-            await targets.close(serving.build.target, keep_model=serving.build.target.shares_model_with(serving.active))
-        await targets.close(serving.active, keep_model=False)
+        if serving is not None:
+            await serving.close()
 
     service.on_start(wire)
     service.on_stop(close)

@@ -23,7 +23,8 @@ from gyre_contracts import (
 )
 from gyre_embed.batching import TenantQueueFull
 from gyre_embed.indexing import build_points, embedding_text, hit_to_chunk
-from gyre_embed.reindex import Reindexer, ServingIndex
+from gyre_embed.reindex import Reindexer
+from gyre_embed.serving_index import ServingIndex
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher

@@ -1,10 +1,9 @@
-"""Collections and the models that fill them: the one serving search, its KV record, opening and removing others."""
+"""Collections and the models that fill them: a target's life cycle, the serving one's KV record, opening others."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
 from gyre_runtime.state import buckets
 from gyre_runtime.state.kv_store import KvStore, compare_and_set, read
-from gyre_runtime.vectorstore import VectorStore, open_vector_store
+from gyre_runtime.vectorstore import VectorStore, drop_vector_collection, open_vector_store
 
 log = get_logger()
 
@@ -82,6 +81,20 @@ class IndexTarget:
     def shares_model_with(self, other: IndexTarget) -> bool:
         return self.scheduler is other.scheduler
 
+    async def close(self, *, keep_model: bool) -> None:
+        """Let the collection go; stop the model too unless another target still uses it."""
+        self.closed = True
+        if not keep_model:
+            await self.scheduler.stop()
+        await self.store.close()
+
+    async def drop(self, *, keep_model: bool) -> None:
+        """Close the target and delete its collection with every point in it."""
+        self.closed = True
+        if not keep_model:
+            await self.scheduler.stop()
+        await self.store.drop()
+
 
 class ActiveIndex(msgspec.Struct, kw_only=True):
     """What `gyre_index/active_collection` holds: the collection serving search and how it was made."""
@@ -124,7 +137,7 @@ class ActiveIndexRecord(KvStore):
 
 
 class TargetFactory(Protocol):
-    """Opens and removes collections and loads embedding models (the real one: :class:`LocalTargets`)."""
+    """Opens collections and loads embedding models (the real one: :class:`LocalTargets`)."""
 
     def has_model(self, model: str) -> bool: ...
 
@@ -133,19 +146,13 @@ class TargetFactory(Protocol):
         ``share_model_of`` when it is the same model."""
         ...
 
-    async def close(self, target: IndexTarget, *, keep_model: bool) -> None: ...
-
-    async def remove(self, target: IndexTarget, *, keep_model: bool) -> None:
-        """Close the target and delete its collection with every point in it."""
-        ...
-
-    async def remove_leftover(self, collection: str) -> None:
+    async def drop_leftover(self, collection: str) -> None:
         """Delete a collection no target has open (left by an interrupted rebuild)."""
         ...
 
 
 class LocalTargets:
-    """ONNX Runtime models from the model store, collections through :func:`open_vector_store`."""
+    """ONNX Runtime models from the model store, collections in the vector store the settings choose."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -174,49 +181,12 @@ class LocalTargets:
         else:
             embedder, scheduler = await self.load_model(model)
         try:
-            store = await open_vector_store(
-                self.settings, embedder.dimension, url=self.settings.qdrant_url or None, collection=collection
-            )
+            store = await open_vector_store(self.settings, collection, embedder.dimension)
         except BaseException:
             if share_model_of is None or scheduler is not share_model_of.scheduler:
                 await scheduler.stop()
             raise
         return IndexTarget(collection=collection, model=model, embedder=embedder, scheduler=scheduler, store=store)
 
-    async def close(self, target: IndexTarget, *, keep_model: bool) -> None:
-        target.closed = True
-        if not keep_model:
-            await target.scheduler.stop()
-        await target.store.close()
-
-    async def remove(self, target: IndexTarget, *, keep_model: bool) -> None:
-        # The VectorStore port has no "drop": the two adapters are told apart here.
-        from gyre_runtime.vectorstore.edge import QdrantEdgeStore
-        from gyre_runtime.vectorstore.qdrant_server import QdrantServerStore
-
-        store = target.store
-        if isinstance(store, QdrantServerStore):
-            await store.client.delete_collection(store.collection)
-        await self.close(target, keep_model=keep_model)
-        if isinstance(store, QdrantEdgeStore):
-            await asyncio.to_thread(shutil.rmtree, store.path, ignore_errors=True)
-        log.info("collection_removed", collection=target.collection)
-
-    async def remove_leftover(self, collection: str) -> None:
-        url = self.settings.qdrant_url
-        if not url:
-            await asyncio.to_thread(shutil.rmtree, self.settings.qdrant_shard_path / collection, ignore_errors=True)
-        else:
-            from gyre_runtime.vectorstore.qdrant_server import is_server_url
-
-            if not is_server_url(url):  # qdrant-client's local mode: one client per folder, held by the active one
-                log.warning("leftover_collection_kept", collection=collection, location=url)
-                return
-            from qdrant_client import AsyncQdrantClient
-
-            client = AsyncQdrantClient(url=url)
-            try:
-                await client.delete_collection(collection)
-            finally:
-                await client.close()
-        log.info("collection_removed", collection=collection)
+    async def drop_leftover(self, collection: str) -> None:
+        await drop_vector_collection(self.settings, collection)

@@ -22,17 +22,18 @@ Limits: documents whose current ChunksReady is no longer in the stream (older th
 the rebuilding replica only: with several embed replicas (Qdrant server) the others keep writing to
 the old collection during the rebuild and learn of the switch only when restarted. A crash of the
 rebuilding replica restarts the rebuild from the beginning when the message is redelivered.
+
+Here is the orchestration; the collections it switches between (and dual writing) are in
+:mod:`gyre_embed.serving_index`, what is replayed and what of it is kept in :mod:`gyre_embed.replay`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
 
 from gyre_contracts import (
     ChunksReady,
@@ -42,221 +43,32 @@ from gyre_contracts import (
     ReindexRequested,
     utc_now,
 )
-from gyre_embed.batching import Vectors
 from gyre_embed.index_targets import ActiveIndex, ActiveIndexRecord, IndexTarget, TargetFactory
-from gyre_embed.indexing import build_points, embedding_text
-from gyre_embed.replay import ReplayedMessage, StreamPosition
+from gyre_embed.replay import (
+    CurrentVersion,
+    DocumentKey,
+    ReplaySource,
+    StreamPosition,
+    current_version,
+    missing_documents,
+    replay_verdict,
+)
+from gyre_embed.serving_index import CollectionBuild, ServingIndex
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.bus.ids import derived_id
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.logging import get_logger
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
-from gyre_runtime.vectorstore import Bm25Encoder, IncompatibleCollection, SparseVector
+from gyre_runtime.vectorstore import Bm25Encoder, IncompatibleCollection
 from gyre_runtime.vectorstore.base import check_collection_name
 
 log = get_logger()
 
-DocumentKey = tuple[str, str]  # (tenant, document_id)
-Verdict = Literal["keep", "superseded", "deleted", "unregistered"]
-MISSING_LISTED = 100
-
-
-# ---------------------------------------------------------------------------- what to replay
-
-
-class CurrentVersion(NamedTuple):
-    """What the registry says of a document, as far as re-indexing cares."""
-
-    status: str
-    version: int
-    searchable: bool  # some version of it is in the active collection, per the registry
-
-
-def current_version(record: DocumentRecord) -> CurrentVersion:
-    # A rejected or pending resubmission leaves the previously indexed version searchable.
-    searchable = record.status == "indexed" or (
-        record.status in ("rejected", "pending") and record.indexed_at is not None and record.version > 0
-    )
-    return CurrentVersion(record.status, record.version, searchable)
-
-
-def replay_verdict(current: CurrentVersion | None, version: int) -> Verdict:
-    """Whether a replayed ChunksReady of ``version`` belongs in the new collection."""
-    if current is None:
-        return "unregistered"
-    if current.status == "deleted":
-        return "deleted"
-    if version != current.version:
-        return "superseded"
-    return "keep"
-
-
-def missing_documents(
-    snapshot: Mapping[DocumentKey, CurrentVersion], holds: Callable[[DocumentKey], bool]
-) -> list[DocumentKey]:
-    """Searchable documents the new collection does not hold (nor saw deleted while it was built)."""
-    return sorted(key for key, current in snapshot.items() if current.searchable and not holds(key))
+MISSING_LISTED = 100  # missing documents named in a report; the rest are only counted
 
 
 def describe(keys: Sequence[DocumentKey]) -> tuple[str, ...]:
     return tuple(f"{tenant}/{document_id}" for tenant, document_id in keys[:MISSING_LISTED])
-
-
-# ---------------------------------------------------------------------------- the collection being built
-
-
-Write = Callable[[], Awaitable[None]]
-
-
-class RebuildLedger:
-    """What the collection being built holds, per document, while live events and the replay both write to it.
-
-    Higher versions win whichever path writes them; a live delete wins over every version it covers
-    (those sent before it), replayed or live, and never removes a version sent after it. Writes of one
-    document are serialised.
-    """
-
-    def __init__(self, stripes: int = 64) -> None:
-        self._held: dict[DocumentKey, tuple[int, int]] = {}  # version, points
-        self._deleted: dict[DocumentKey, int] = {}  # the last version a live delete covered
-        self._locks = [asyncio.Lock() for _ in range(stripes)]
-
-    def _lock(self, key: DocumentKey) -> asyncio.Lock:
-        return self._locks[hash(key) % len(self._locks)]
-
-    def wants_replay(self, key: DocumentKey, version: int) -> bool:
-        if version <= self._deleted.get(key, 0):
-            return False
-        held = self._held.get(key)
-        return held is None or held[0] < version
-
-    async def write_replayed(self, key: DocumentKey, version: int, points: int, write: Write) -> bool:
-        async with self._lock(key):
-            if not self.wants_replay(key, version):
-                return False
-            await write()
-            self._held[key] = (version, points)
-            return True
-
-    async def write_live(self, key: DocumentKey, version: int, points: int, write: Write) -> bool:
-        async with self._lock(key):
-            held = self._held.get(key)
-            if held is not None and held[0] > version:
-                return False  # an older version handled late: the newer one stays
-            if version <= self._deleted.get(key, 0):
-                return False  # a version a deletion covered, handled late: it stays deleted
-            await write()
-            self._held[key] = (version, points)
-            return True
-
-    async def delete_live(self, key: DocumentKey, up_to_version: int, delete: Write) -> None:
-        async with self._lock(key):
-            await delete()
-            held = self._held.get(key)
-            if held is not None and held[0] <= up_to_version:
-                del self._held[key]
-            self._deleted[key] = max(self._deleted.get(key, 0), up_to_version)
-
-    def holds(self, key: DocumentKey) -> bool:
-        """The document is in the collection, or was deleted while it was built."""
-        return key in self._held or key in self._deleted
-
-    def held(self) -> dict[DocumentKey, int]:
-        return {key: version for key, (version, _) in self._held.items()}
-
-    @property
-    def documents(self) -> int:
-        return len(self._held)
-
-    @property
-    def points(self) -> int:
-        return sum(points for _, points in self._held.values())
-
-    @contextlib.asynccontextmanager
-    async def frozen(self) -> AsyncIterator[None]:
-        """No write lands while inside: the collection and the ledger agree for a count and a switch."""
-        async with contextlib.AsyncExitStack() as stack:
-            for lock in self._locks:
-                await stack.enter_async_context(lock)
-            yield
-
-
-@dataclass(eq=False)
-class CollectionBuild:
-    """A collection being rebuilt: live writes and replayed events both go through its ledger."""
-
-    target: IndexTarget
-    sparse: Bm25Encoder
-    ledger: RebuildLedger = field(default_factory=RebuildLedger)
-
-    async def _points_written(
-        self, event: ChunksReady, texts: list[str], sparse: Sequence[SparseVector | None], vectors: Vectors | None
-    ) -> tuple[int, Write]:
-        if vectors is None:  # another model than the active collection's: embed again
-            vectors = await self.target.scheduler.embed_bulk(texts)
-        points = build_points(event, vectors, sparse)
-
-        async def write() -> None:
-            await self.target.store.replace_document(event.tenant, event.document_id, event.version, points)
-
-        return len(points), write
-
-    async def index_live(
-        self, event: ChunksReady, texts: list[str], sparse: Sequence[SparseVector | None], vectors: Vectors | None
-    ) -> None:
-        """``vectors``: the active collection's, when both use the same model."""
-        if self.target.closed:
-            return  # the rebuild was abandoned meanwhile
-        async with self.target.use():
-            count, write = await self._points_written(event, texts, sparse, vectors)
-            await self.ledger.write_live((event.tenant, event.document_id), event.version, count, write)
-
-    async def delete_live(self, tenant: str, document_id: str, up_to_version: int | None) -> None:
-        """A deletion of the versions up to ``up_to_version`` (None: every version) in the collection being built."""
-        if self.target.closed:
-            return
-        covered = up_to_version if up_to_version is not None else sys.maxsize
-        async with self.target.use():
-            await self.ledger.delete_live(
-                (tenant, document_id), covered,
-                lambda: self.target.store.delete_document(tenant, document_id, up_to_version=up_to_version),
-            )
-
-    async def replay(self, event: ChunksReady) -> bool:
-        """Write a replayed version unless a live write or delete of the document got there first."""
-        key = (event.tenant, event.document_id)
-        if not self.ledger.wants_replay(key, event.version):
-            return False
-        texts = [embedding_text(c, event.title) for c in event.chunks]
-        sparse = [self.sparse.encode_document(t) for t in texts]
-        async with self.target.use():
-            count, write = await self._points_written(event, texts, sparse, None)
-            return await self.ledger.write_replayed(key, event.version, count, write)
-
-
-@dataclass(eq=False)
-class ServingIndex:
-    """The collection answering searches now, and the one being built to replace it, if any.
-
-    Handlers read both at the start of a call, without awaiting in between, so that a call sees one
-    consistent pair; a switch replaces both in one step.
-    """
-
-    active: IndexTarget
-    build: CollectionBuild | None = None
-
-
-# ---------------------------------------------------------------------------- the rebuild
-
-
-class ReplaySource(Protocol):
-    """Where the stored events and the registry are read from (the bus: :class:`gyre_embed.replay`)."""
-
-    async def position(self) -> StreamPosition: ...
-
-    def messages(self, *, up_to: int) -> AsyncIterator[ReplayedMessage]: ...
-
-    def records(self) -> AsyncIterator[DocumentRecord]: ...
 
 
 class ReindexRefused(Exception):
@@ -269,11 +81,13 @@ class ReindexRefused(Exception):
 
 @dataclass
 class ReplayCounts:
+    """What the replay did so far, for ReindexProgress, ReindexCompleted and the log."""
+
+    failed: dict[DocumentKey, str] = field(default_factory=dict)  # documents every attempt failed, and why
     replayed: int = 0
     skipped: int = 0
     undecodable: int = 0
     written: int = 0
-    failed: dict[DocumentKey, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -291,12 +105,11 @@ class Reindexer:
     on_switch: Callable[[IndexTarget], Awaitable[None]] | None = None
     replay_concurrency: int = 8
     replay_retry_s: float = 1.0  # pause before a failed document's next attempt (times the attempt)
-    heartbeat_s: float = 15.0
     progress_s: float = 2.0
     drain_timeout_s: float = 60.0
 
     async def handle(self, request: ReindexRequested, ctx: MessageContext) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(ctx), name="reindex-heartbeat")
+        """The consumer keeps the message in progress while this runs (a rebuild may take hours)."""
         try:
             await self._run(request)
         except ReindexRefused as exc:
@@ -307,16 +120,6 @@ class Reindexer:
             log.exception("reindex_failed", collection=request.collection, attempt=ctx.delivery, final=final)
             await self._failed(request, ctx, f"{type(exc).__name__}: {exc}", final=final)
             raise  # retried with back-off; dead-lettered after the last attempt
-        finally:
-            heartbeat.cancel()
-
-    async def _heartbeat(self, ctx: MessageContext) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            try:
-                await ctx.in_progress()
-            except Exception as exc:  # the next beat may get through; a redelivery restarts the rebuild anyway
-                log.warning("reindex_heartbeat_failed", error=str(exc))
 
     async def _failed(
         self, request: ReindexRequested, ctx: MessageContext, error: str, *, final: bool,
@@ -392,7 +195,7 @@ class Reindexer:
             self.serving.build = None
             await target.drain(10.0)
             with contextlib.suppress(Exception):
-                await self.targets.remove(target, keep_model=keep_model)
+                await target.drop(keep_model=keep_model)
             raise
         log.info("collection_switched", collection=target.collection, previous=active.collection,
                  documents=documents, points=points)
@@ -404,7 +207,7 @@ class Reindexer:
         if not await active.drain(self.drain_timeout_s):
             log.warning("previous_collection_still_in_use", collection=active.collection)
         try:
-            await self.targets.remove(active, keep_model=keep_model)
+            await active.drop(keep_model=keep_model)
         except Exception as exc:  # the switch is done; a leftover collection is only disk space
             log.warning("previous_collection_not_removed", collection=active.collection, error=str(exc))
         if model != active.model:
@@ -419,11 +222,11 @@ class Reindexer:
         try:
             target = await self.targets.open(collection, model, share_model_of=active)
         except IncompatibleCollection:
-            await self.targets.remove_leftover(collection)
+            await self.targets.drop_leftover(collection)
             return await self.targets.open(collection, model, share_model_of=active)
         if await target.store.count_all():
             log.info("collection_emptied_before_rebuild", collection=collection)
-            await self.targets.remove(target, keep_model=True)
+            await target.drop(keep_model=True)
             reused = target if not target.shares_model_with(active) else active
             return await self.targets.open(collection, model, share_model_of=reused)
         return target
@@ -515,7 +318,7 @@ class Reindexer:
     async def _finish_after_restart(self, request: ReindexRequested, recorded: ActiveIndex, started: float) -> None:
         """The switch was recorded, then this replica stopped before finishing: tidy up and report."""
         if recorded.previous_collection:
-            await self.targets.remove_leftover(recorded.previous_collection)
+            await self.targets.drop_leftover(recorded.previous_collection)
         active = self.serving.active
         points = await active.store.count_all()
         await self._completed(

@@ -1,10 +1,14 @@
-"""Reading back what the bus stores: every ChunksReady still in the GYRE_EMBED stream, and the document registry."""
+"""What a rebuild replays: every ChunksReady still in the GYRE_EMBED stream, read back, and which of them to keep.
+
+The document registry decides: only the version it names as current goes into the new collection.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol
 
 import msgspec
 import nats.errors
@@ -17,6 +21,9 @@ from gyre_runtime.logging import get_logger
 from gyre_runtime.state.documents import DocumentRecord
 
 log = get_logger()
+
+DocumentKey = tuple[str, str]  # (tenant, document_id)
+Verdict = Literal["keep", "superseded", "deleted", "unregistered"]
 
 EMBED_STREAM = "GYRE_EMBED"
 # Messages asked for at once. ChunksReady messages can be large (a whole document's chunks).
@@ -106,6 +113,16 @@ async def registry_records(kv: KeyValue) -> AsyncIterator[DocumentRecord]:
             await watcher.stop()  # type: ignore[no-untyped-call]
 
 
+class ReplaySource(Protocol):
+    """Where the stored events and the registry are read from (the bus: :class:`BusReplaySource`)."""
+
+    async def position(self) -> StreamPosition: ...
+
+    def messages(self, *, up_to: int) -> AsyncIterator[ReplayedMessage]: ...
+
+    def records(self) -> AsyncIterator[DocumentRecord]: ...
+
+
 class BusReplaySource:
     """The replay source of a running deployment: GYRE_EMBED and the ``gyre_documents`` bucket."""
 
@@ -121,3 +138,40 @@ class BusReplaySource:
 
     def records(self) -> AsyncIterator[DocumentRecord]:
         return registry_records(self.registry_kv)
+
+
+# ---------------------------------------------------------------------------- which versions are kept
+
+
+class CurrentVersion(NamedTuple):
+    """What the registry says of a document, as far as re-indexing cares."""
+
+    status: str
+    version: int
+    searchable: bool  # some version of it is in the active collection, per the registry
+
+
+def current_version(record: DocumentRecord) -> CurrentVersion:
+    # A rejected or pending resubmission leaves the previously indexed version searchable.
+    searchable = record.status == "indexed" or (
+        record.status in ("rejected", "pending") and record.indexed_at is not None and record.version > 0
+    )
+    return CurrentVersion(record.status, record.version, searchable)
+
+
+def replay_verdict(current: CurrentVersion | None, version: int) -> Verdict:
+    """Whether a replayed ChunksReady of ``version`` belongs in the new collection."""
+    if current is None:
+        return "unregistered"
+    if current.status == "deleted":
+        return "deleted"
+    if version != current.version:
+        return "superseded"
+    return "keep"
+
+
+def missing_documents(
+    snapshot: Mapping[DocumentKey, CurrentVersion], holds: Callable[[DocumentKey], bool]
+) -> list[DocumentKey]:
+    """Searchable documents the new collection does not hold (nor saw deleted while it was built)."""
+    return sorted(key for key, current in snapshot.items() if current.searchable and not holds(key))

@@ -20,7 +20,7 @@ import qdrant_client
 import qdrant_edge as q
 from qdrant_client import models
 
-from gyre_runtime.config import load_settings
+from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.vectorstore import (
     DEFAULT_COLLECTION,
     Bm25Encoder,
@@ -30,6 +30,7 @@ from gyre_runtime.vectorstore import (
     SearchMode,
     VectorPoint,
     VectorStore,
+    drop_vector_collection,
     open_vector_store,
     point_id,
 )
@@ -55,10 +56,13 @@ class Backend:
     kind: str
     root: Path
 
+    @property
+    def settings(self) -> Settings:
+        url = {"edge": "", "qdrant-memory": ":memory:", "qdrant-path": str(self.root / "qdrant-local")}[self.kind]
+        return load_settings({}, data_dir=str(self.root / "data"), qdrant_url=url)
+
     async def open(self, dimension: int = DIM, collection: str = "chunks") -> VectorStore:
-        settings = load_settings({}, data_dir=str(self.root / "data"))
-        url = {"edge": None, "qdrant-memory": ":memory:", "qdrant-path": str(self.root / "qdrant-local")}[self.kind]
-        return await open_vector_store(settings, dimension, url=url, collection=collection)
+        return await open_vector_store(self.settings, collection, dimension)
 
     def legacy_dense_only_collection(self, collection: str = "chunks") -> None:
         """A collection as stores made it before hybrid retrieval: dense vector only, one point."""
@@ -444,6 +448,45 @@ async def test_edge_collections_are_separate_shards_side_by_side(tmp_path: Path)
         await backend.open(collection="../escape")
 
 
+# ---------------------------------------------------------------------------- life cycle
+
+
+async def test_a_dropped_collection_is_gone_with_its_points(persistent_backend: Backend) -> None:
+    store = await persistent_backend.open()
+    await index(store, "doc", [("kafka", axis(0))])
+    await store.drop()
+    # Gone, not emptied: the name can hold a collection of another dimension now.
+    again = await persistent_backend.open(dimension=2 * DIM)
+    try:
+        assert await again.count_all() == 0
+    finally:
+        await again.close()
+
+
+async def test_an_edge_collection_no_store_has_open_is_dropped_by_name(tmp_path: Path) -> None:
+    backend = Backend("edge", tmp_path)
+    left = await backend.open(collection="leftover")
+    await index(left, "doc", [("kafka", axis(0))])
+    await left.close()
+    await drop_vector_collection(backend.settings, "leftover")
+    await drop_vector_collection(backend.settings, "never-made")  # nothing to drop is no error
+    assert not (tmp_path / "data" / "qdrant" / "leftover").exists()
+    with pytest.raises(ValueError, match="collection names"):
+        await drop_vector_collection(backend.settings, "../data")
+
+
+async def test_in_local_mode_a_collection_is_dropped_only_through_its_open_store(tmp_path: Path) -> None:
+    """qdrant-client's local mode lets one client hold a folder: the serving store's. A leftover stays."""
+    backend = Backend("qdrant-path", tmp_path)
+    await (await backend.open(collection="leftover")).close()
+    serving = await backend.open(collection="serving")
+    try:
+        await drop_vector_collection(backend.settings, "leftover")
+        assert await serving.client.collection_exists("leftover")  # type: ignore[attr-defined]
+    finally:
+        await serving.close()
+
+
 def single_collection_layout_shard(base: Path) -> None:
     """A shard as the store laid it out before collections: in the base folder itself."""
     shard = q.EdgeShard.create(
@@ -475,8 +518,8 @@ from gyre_runtime.config import load_settings
 from gyre_runtime.vectorstore import VectorPoint, open_vector_store, point_id
 
 async def main():
-    root, url = sys.argv[1], sys.argv[2] or None
-    store = await open_vector_store(load_settings({}, data_dir=root + "/data"), 8, url=url, collection="chunks")
+    root, url = sys.argv[1], sys.argv[2]
+    store = await open_vector_store(load_settings({}, data_dir=root + "/data", qdrant_url=url), "chunks", 8)
     for d in range(20):
         points = [VectorPoint(id=point_id("acme", f"d{d}", 1, i), vector=[1.0] * 8, payload={}) for i in range(3)]
         await store.replace_document("acme", f"d{d}", 1, points)

@@ -21,16 +21,16 @@ from gyre_contracts import (
 from gyre_embed.batching import EmbeddingScheduler
 from gyre_embed.handlers import EmbedHandlers
 from gyre_embed.index_targets import ActiveIndex, IndexTarget
-from gyre_embed.reindex import (
+from gyre_embed.reindex import Reindexer
+from gyre_embed.replay import (
     CurrentVersion,
-    RebuildLedger,
-    Reindexer,
-    ServingIndex,
+    ReplayedMessage,
+    StreamPosition,
     current_version,
     missing_documents,
     replay_verdict,
 )
-from gyre_embed.replay import ReplayedMessage, StreamPosition
+from gyre_embed.serving_index import CollectionBuild, RebuildLedger, ServingIndex
 from gyre_runtime.bus.consumer import MessageContext
 from gyre_runtime.state.documents import DocumentRecord
 from gyre_runtime.vectorstore import Bm25Encoder, SearchHit, VectorPoint
@@ -169,6 +169,8 @@ class MemoryStore:
         self.dimension = dimension
         self.points: dict[str, tuple[str, str, int, VectorPoint]] = {}
         self.closed = False
+        self.home: dict[str, MemoryStore] = {}  # the collections it is one of, under ``collection``
+        self.collection = ""
         self.fail_writes = False
         self.failing_documents: set[str] = set()
 
@@ -200,12 +202,17 @@ class MemoryStore:
     async def close(self) -> None:
         self.closed = True
 
+    async def drop(self) -> None:
+        self.closed = True
+        if self.home.get(self.collection) is self:
+            del self.home[self.collection]
+
     def documents(self) -> dict[str, int]:
         return {d: v for _, d, v, _ in self.points.values()}
 
 
 class FakeTargets:
-    """Collections that outlive their targets (as on disk), models by name."""
+    """Collections that outlive their targets (as on disk) until dropped, models by name."""
 
     def __init__(self, models: Mapping[str, int]) -> None:
         self.dimensions = dict(models)
@@ -223,21 +230,11 @@ class FakeTargets:
             self.models.append(fake)
             embedder, scheduler = fake, EmbeddingScheduler(fake.embed, max_batch=8, max_wait_s=0.0)
         store = self.collections.setdefault(collection, MemoryStore(embedder.dimension))
-        store.closed = False
+        store.closed, store.home, store.collection = False, self.collections, collection
         return IndexTarget(collection=collection, model=model, embedder=embedder, scheduler=scheduler,
                            store=store)  # type: ignore[arg-type]
 
-    async def close(self, target: IndexTarget, *, keep_model: bool) -> None:
-        target.closed = True
-        if not keep_model:
-            await target.scheduler.stop()
-        await target.store.close()
-
-    async def remove(self, target: IndexTarget, *, keep_model: bool) -> None:
-        await self.close(target, keep_model=keep_model)
-        self.collections.pop(target.collection, None)
-
-    async def remove_leftover(self, collection: str) -> None:
+    async def drop_leftover(self, collection: str) -> None:
         self.collections.pop(collection, None)
 
 
@@ -330,7 +327,7 @@ class Rig:
         sparse = Bm25Encoder()
         registry: Any = FakeRegistry(self.source)
         self.reindexer = Reindexer(
-            serving=self.serving, targets=self.targets, source=self.source,  # type: ignore[arg-type]
+            serving=self.serving, targets=self.targets, source=self.source,
             active_record=self.record, registry=registry, publisher=self.publisher,  # type: ignore[arg-type]
             sparse=sparse, max_deliver=3, replay_concurrency=2, replay_retry_s=0.0,
         )
@@ -451,7 +448,7 @@ async def test_allow_missing_switches_anyway_and_reports_what_is_missing() -> No
     ],
 )
 async def test_requests_that_cannot_succeed_are_answered_with_a_final_failure(
-    request_fields: dict[str, str], error: str
+    request_fields: dict[str, Any], error: str
 ) -> None:
     rig = Rig(*stored_events(), models={"model-a": 4})
     await rig.start()
@@ -514,3 +511,16 @@ async def test_a_redelivery_after_the_switch_was_recorded_only_finishes_the_job(
     [done] = rig.publisher.of(ReindexCompleted)
     assert done.previous_collection == "old" and "old" not in rig.targets.collections
     assert rig.serving.active.collection == "new"
+
+
+async def test_stopping_closes_the_serving_collection_and_the_one_being_built_without_dropping_them() -> None:
+    rig = Rig(*stored_events(), models={"model-a": 4})
+    await rig.start()
+    active = rig.serving.active
+    building = await rig.targets.open("new", "model-a", share_model_of=active)
+    rig.serving.build = CollectionBuild(building, Bm25Encoder())
+    await rig.serving.close()
+
+    assert active.closed and building.closed and rig.store("old").closed and rig.store("new").closed
+    assert active.scheduler._task is None  # the model both shared is stopped
+    assert set(rig.targets.collections) == {"old", "new"}

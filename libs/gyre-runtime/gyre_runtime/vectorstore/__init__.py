@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from gyre_runtime.vectorstore.base import (
@@ -33,29 +32,36 @@ __all__ = [
     "VectorPoint",
     "VectorStore",
     "VectorStoreError",
+    "drop_vector_collection",
     "open_vector_store",
     "point_id",
+    "vector_store_type",
 ]
 
 
-async def open_vector_store(
-    settings: Settings,
-    dimension: int,
-    *,
-    url: str | None = None,
-    collection: str = DEFAULT_COLLECTION,
-    api_key: str | None = None,
-) -> VectorStore:
-    """The collection's store: Qdrant through qdrant-client when ``url`` is set, else a Qdrant Edge shard.
+def vector_store_type(settings: Settings) -> type[VectorStore]:
+    """The adapter the settings choose: Qdrant through qdrant-client when ``qdrant_url`` is set, else Qdrant Edge.
 
-    ``url``: ``http(s)://host:6333`` for a server, or ``:memory:`` / a folder for qdrant-client's
-    local mode. The Edge shard lives in ``<settings.qdrant_shard_path>/<collection>``.
-    The adapters are imported here so that each is needed only where it is used.
+    The adapters are imported here so that each one's library is needed only where it is used.
     """
-    if url:
+    if settings.qdrant_url:
         from gyre_runtime.vectorstore.qdrant_server import QdrantServerStore
 
-        return await QdrantServerStore.open(url, collection, dimension, api_key=api_key)
+        return QdrantServerStore
     from gyre_runtime.vectorstore.edge import QdrantEdgeStore
 
-    return await asyncio.to_thread(QdrantEdgeStore.open_collection, settings.qdrant_shard_path, collection, dimension)
+    return QdrantEdgeStore
+
+
+async def open_vector_store(settings: Settings, collection: str, dimension: int) -> VectorStore:
+    """The collection's store (created when missing), of the adapter the settings choose.
+
+    ``qdrant_url``: ``http(s)://host:6333`` for a server, or ``:memory:`` / a folder for qdrant-client's
+    local mode; empty for a Qdrant Edge shard in ``<qdrant_shard_path>/<collection>``.
+    """
+    return await vector_store_type(settings).open(settings, collection, dimension)
+
+
+async def drop_vector_collection(settings: Settings, collection: str) -> None:
+    """Delete a collection that no store has open, with every point in it (a no-op when it does not exist)."""
+    await vector_store_type(settings).drop_collection(settings, collection)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import msgspec
+
+if TYPE_CHECKING:
+    from gyre_runtime.config import Settings
 
 # Fixed namespace: point ids must be the same in every process and every run.
 POINT_NAMESPACE = uuid.UUID("6f1d7c2e-3b8a-5e4f-9a0b-1c2d3e4f5a6b")
@@ -28,7 +33,6 @@ DEFAULT_COLLECTION = "gyre_chunks"  # the same default as the `qdrant_collection
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
-FilterValue = str | int | list[str] | list[int]
 
 
 def point_id(tenant: str, document_id: str, version: int, chunk_index: int) -> str:
@@ -71,14 +75,53 @@ class InvalidSearch(VectorStoreError, ValueError):
     """The search arguments cannot be answered (missing vector for the mode, wrong dimension, bad filter)."""
 
 
-class VectorStore(Protocol):
-    """Every read and write is scoped to one tenant: there is no way to search across tenants.
+@dataclass(frozen=True)
+class SearchQuery:
+    """A search that passed the checks, as an adapter runs it."""
+
+    tenant: str
+    dense: list[float] | None
+    sparse: SparseVector | None  # None also when the query had no term left (only stopwords)
+    mode: SearchMode
+    metadata_filter: Mapping[str, Any] | None
+    limit: int  # hits asked of the database: a margin over top_k for the stale versions that get dropped
+    depth: int  # how deep each ranking goes before hybrid fusion
+
+
+class VectorStore(ABC):
+    """One collection. Every read and write is scoped to one tenant: there is no way to search across tenants.
 
     Each chunk is one point with a dense vector (``"dense"``, cosine) and a BM25 sparse vector
     (``"bm25"``, IDF applied by the store at query time over the tenant's own points). The store
     sets the payload fields ``tenant``, ``document_id`` and ``version`` itself.
+
+    Life cycle: :meth:`open` creates the collection or checks the stored one; :meth:`close` lets it
+    go; :meth:`drop` deletes it with every point; :meth:`drop_collection` deletes one no store has
+    open. Which adapter runs is the settings' choice (:func:`gyre_runtime.vectorstore.open_vector_store`).
     """
 
+    collection: str
+    dimension: int
+
+    @classmethod
+    @abstractmethod
+    async def open(cls, settings: Settings, collection: str, dimension: int) -> Self:
+        """The collection's store, created when missing. Raises :class:`IncompatibleCollection` when the
+        stored one holds vectors of another dimension."""
+
+    @classmethod
+    @abstractmethod
+    async def drop_collection(cls, settings: Settings, collection: str) -> None:
+        """Delete a collection that no store has open (one an interrupted rebuild left), if it exists."""
+
+    @abstractmethod
+    async def drop(self) -> None:
+        """Delete this collection with every point in it, and close the store."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
     async def replace_document(
         self, tenant: str, document_id: str, version: int, points: list[VectorPoint]
     ) -> None:
@@ -90,6 +133,7 @@ class VectorStore(Protocol):
         one in place.
         """
 
+    @abstractmethod
     async def delete_document(self, tenant: str, document_id: str, *, up_to_version: int | None = None) -> None:
         """Drop the document's points: every version, or only versions up to ``up_to_version``."""
 
@@ -109,15 +153,26 @@ class VectorStore(Protocol):
         the two rankings (each ``max(50, 4 * top_k)`` deep) by reciprocal rank fusion, k = 60.
         A filter value that is a list matches any of its items. Raises :class:`InvalidSearch`.
         """
-        ...
+        check_search(dense=dense, sparse=sparse, top_k=top_k, mode=mode, dimension=self.dimension)
+        terms = sparse if sparse is not None and sparse.indices else None
+        if mode == "sparse" and terms is None:
+            return []  # only stopwords: no term to match
+        query = SearchQuery(
+            tenant=tenant, dense=dense, sparse=terms, mode=mode, metadata_filter=metadata_filter,
+            limit=2 * top_k, depth=max(MIN_PREFETCH, 4 * top_k),
+        )
+        return latest_versions_only(await self._query(query), top_k)
 
+    @abstractmethod
+    async def _query(self, query: SearchQuery) -> list[SearchHit]:
+        """The database's best ``query.limit`` hits, stale versions and all."""
+
+    @abstractmethod
     async def count(self, tenant: str, document_id: str | None = None) -> int: ...
 
+    @abstractmethod
     async def count_all(self) -> int:
         """Points of every tenant (for checks and re-indexing, never for answering a tenant)."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 def check_collection_name(collection: str) -> None:
@@ -127,16 +182,6 @@ def check_collection_name(collection: str) -> None:
             "collection names are 1-63 letters, digits, '_' or '-', starting with a letter or digit; "
             f"got {collection!r}"
         )
-
-
-def prefetch_limit(top_k: int) -> int:
-    """How deep each ranking goes before fusion."""
-    return max(MIN_PREFETCH, 4 * top_k)
-
-
-def fetch_limit(top_k: int) -> int:
-    """Hits asked of the database: a margin over ``top_k`` for the stale versions that get dropped."""
-    return 2 * top_k
 
 
 def check_search(
@@ -175,34 +220,15 @@ def metadata_key_path(key: str) -> str:
 _PLAIN_KEY = re.compile(r"[^\W]+(?:-[^\W]+)*")
 
 
-def metadata_conditions(metadata_filter: Mapping[str, Any] | None) -> list[tuple[str, FilterValue]]:
-    """``(payload key, value)`` pairs for a metadata filter, checked: the same rules in every adapter.
+def check_dimensions(points: Sequence[VectorPoint], dimension: int) -> None:
+    for point in points:
+        if len(point.vector) != dimension:
+            raise ValueError(f"point {point.id} has {len(point.vector)} dimensions, the collection {dimension}")
 
-    A value is a string or an integer (equality), or a non-empty list of strings or of integers
-    (any of). Booleans are refused: Qdrant Edge 0.9 turns a boolean match into the integer 1 or 0,
-    which matches no boolean, so such a filter would silently find nothing there.
-    """
-    conditions: list[tuple[str, FilterValue]] = []
-    for key, value in (metadata_filter or {}).items():
-        if not isinstance(key, str) or not key:
-            raise InvalidSearch(f"filter keys must be non-empty strings, got {key!r}")
-        path = f"{METADATA_FIELD}.{metadata_key_path(key)}"
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            conditions.append((path, value))
-        elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
-            conditions.append((path, [str(v) for v in value]))
-        elif (
-            isinstance(value, list | tuple)
-            and value
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        ):
-            conditions.append((path, [int(v) for v in value]))
-        else:
-            raise InvalidSearch(
-                f"filter {key!r}: a value must be a string, an integer, or a non-empty list of strings "
-                f"or of integers (any of), got {value!r} (store flags as strings to filter on them)"
-            )
-    return conditions
+
+def scored_hits(points: Iterable[Any]) -> list[SearchHit]:
+    """Scored points of either Qdrant library (``id``, ``score``, ``payload``) as hits."""
+    return [SearchHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points]
 
 
 def stamped_payload(point: VectorPoint, tenant: str, document_id: str, version: int) -> dict[str, Any]:

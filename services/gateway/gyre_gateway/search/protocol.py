@@ -17,7 +17,7 @@ from gyre_contracts.limits import (
 )
 from gyre_runtime.vectorstore.base import InvalidSearch, metadata_key_path
 
-# What the vector stores can match (gyre_runtime.vectorstore.base.metadata_conditions): a string or an
+# What the vector stores can match (gyre_runtime.vectorstore.scope.metadata_conditions): a string or an
 # integer, or a non-empty list of strings or of integers (any of). No floats, no booleans: Qdrant Edge
 # turns a boolean match into 1 or 0. Strings within the metadata limits: a longer one matches nothing.
 FilterString = Annotated[str, Field(max_length=METADATA_STRING_MAX_CHARS)]
