@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
-import mimetypes
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,17 +13,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-DEFAULT_INCLUDE = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.pdf", "*.docx", "*.json", "*.jsonl", "*.csv")
-UNKNOWN_CONTENT_TYPE = "application/octet-stream"
+from gyre_contracts.media_types import guess_content_type
 
-# Extensions ``mimetypes`` does not know on every system (it reads /etc/mime.types); as in the gateway.
-EXTENSION_TYPES = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".txt": "text/plain",
-    ".jsonl": "application/x-ndjson",
-    ".ndjson": "application/x-ndjson",
-}
+DEFAULT_INCLUDE = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.pdf", "*.docx", "*.json", "*.jsonl", "*.csv")
 
 
 class InputError(ValueError):
@@ -146,15 +137,6 @@ class LoadError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def guess_content_type(name: str) -> str:
-    """The media type a file name suggests; unknown -> ``application/octet-stream`` (ingest sniffs it)."""
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix in EXTENSION_TYPES:
-        return EXTENSION_TYPES[suffix]
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or UNKNOWN_CONTENT_TYPE
 
 
 def read_file(path: Path, max_bytes: int) -> Loaded:

@@ -7,8 +7,9 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -23,12 +24,12 @@ from gyre_cli.ingest_inputs import (
     collect_inputs,
     discover_files,
     fetch_url,
-    guess_content_type,
     read_file,
 )
 from gyre_cli.ingest_progress import ProgressBar
 from gyre_cli.ingest_state import IngestState, StateEntry, plan_for, state_scope
 from gyre_cli.ingest_summary import Outcome, format_summary, summarise
+from gyre_contracts.media_types import guess_content_type
 from tests.support.web import StaticPages, serving
 
 
@@ -265,7 +266,9 @@ def test_the_progress_bar_draws_on_a_terminal_only_each_frame_within_its_width(
 
 
 class Pages(StaticPages):
-    pages = {"/page.html": ("text/html; charset=utf-8", b"<html><title>T</title><p>Hello</p></html>")}
+    pages: ClassVar[Mapping[str, tuple[str, bytes]]] = {
+        "/page.html": ("text/html; charset=utf-8", b"<html><title>T</title><p>Hello</p></html>")
+    }
 
     def do_GET(self) -> None:
         if self.path == "/endless":  # no Content-Length: only counting the bytes can stop it

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from gyre_contracts.media_types import guess_content_type
 from gyre_gateway.app import create_app
 from gyre_gateway.documents.upload import UploadedFile, parse_upload_metadata, upload_document_id, upload_submissions
-from gyre_gateway.documents.validation import guess_content_type, upload_content_type
+from gyre_gateway.documents.validation import upload_content_type
 from gyre_gateway.errors import ApiError
 from gyre_runtime.config import load_settings
 

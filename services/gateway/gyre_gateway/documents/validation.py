@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import mimetypes
 import re
-from pathlib import PurePosixPath
 
 from gyre_contracts import DocumentSubmitted, encode_body
+from gyre_contracts.media_types import UNKNOWN_CONTENT_TYPE, guess_content_type
 from gyre_gateway.body_limit import BYTES_PER_DOCUMENT_CHAR
-from gyre_gateway.documents.protocol import UNKNOWN_CONTENT_TYPE, DocumentCreate
+from gyre_gateway.documents.protocol import DocumentCreate
 from gyre_gateway.errors import ApiError
 
 # A media type as RFC 6838 names it (``type/subtype``), parameters after a ``;``.
 MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
-
-# Extensions whose type ``mimetypes`` does not know on every system (it reads /etc/mime.types).
-EXTENSION_TYPES = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".txt": "text/plain",
-    ".jsonl": "application/x-ndjson",
-    ".ndjson": "application/x-ndjson",
-}
 
 # Room for the CloudEvents headers, which count towards the bus's max payload with the body.
 HEADERS_ALLOWANCE_BYTES = 2048
@@ -49,15 +39,6 @@ def normalise_content_type(content_type: str) -> str | None:
         return None
     kept = [p.strip() for p in parameters.split(";") if p.strip()]
     return "; ".join([media_type, *kept])
-
-
-def guess_content_type(filename: str) -> str:
-    """The media type a file name suggests; unknown -> ``application/octet-stream`` (ingest sniffs it)."""
-    suffix = PurePosixPath(filename).suffix.lower()
-    if suffix in EXTENSION_TYPES:
-        return EXTENSION_TYPES[suffix]
-    guessed, _ = mimetypes.guess_type(filename, strict=False)
-    return guessed or UNKNOWN_CONTENT_TYPE
 
 
 def upload_content_type(declared: str | None, filename: str) -> str:
