@@ -33,8 +33,9 @@ DuplicatePolicy = Literal["reject", "keep"]
 GenerationBackend = Literal["onnx", "triton", "openai"]
 
 
-def _doc(text: str) -> Any:
-    return msgspec.Meta(description=text)
+def _doc(text: str, **constraints: Any) -> Any:
+    """A setting's description (docs/settings.md shows it) and the bounds its value must keep."""
+    return msgspec.Meta(description=text, **constraints)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,9 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     subject_prefix: Annotated[str, _doc("First token of every subject.")] = "gyre"
     stream_replicas: Annotated[int, _doc("JetStream replicas per stream (3 on a cluster).")] = 1
     http_host: Annotated[str, _doc("Address each process's HTTP server binds.")] = "127.0.0.1"
-    http_port: Annotated[
-        int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8097).")
-    ] = 0
+    http_port: Annotated[int, _doc("HTTP port; 0 means the process's default (gateway 8080, services 8091-8097).")] = 0
     log_level: Annotated[str, _doc("debug, info, warning or error.")] = "info"
     api_keys: Annotated[str, _doc("Extra API keys, `key1:tenant-a,key2:tenant-b`.")] = ""
     api_key_file: Annotated[
@@ -59,8 +58,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 2.0
     rate_limit_per_minute: Annotated[
         int,
-        msgspec.Meta(ge=0),
-        _doc("Requests per minute per API key, per gateway replica, unless the key sets its own; 0: no limit."),
+        _doc("Requests per minute per API key, per gateway replica, unless the key sets its own; 0: no limit.", ge=0),
     ] = 1200
     max_request_bytes: Annotated[
         int, _doc("Largest request body of the non-document `/v1` routes (documents follow GYRE_MAX_DOCUMENT_CHARS).")
@@ -109,9 +107,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pii_policy: Annotated[
         PiiPolicy, _doc("Personal data in documents: redact, reject or allow (per-tenant override: `gyre tenants`).")
     ] = "redact"
-    duplicate_policy: Annotated[
-        DuplicatePolicy, _doc("Duplicate documents within a tenant: reject or keep.")
-    ] = "reject"
+    duplicate_policy: Annotated[DuplicatePolicy, _doc("Duplicate documents within a tenant: reject or keep.")] = (
+        "reject"
+    )
     near_duplicate_threshold: Annotated[
         float, _doc("Estimated Jaccard similarity (MinHash) at or above which a document is a near-duplicate.")
     ] = 0.9
@@ -138,7 +136,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ""
     openai_context_length: Annotated[int, _doc("Context window (tokens) of the `openai` backend's model.")] = 8192
     retrieval_top_k: Annotated[
-        int, msgspec.Meta(ge=1, le=TOP_K_MAX), _doc(f"Chunks retrieved for a chat completion (1 to {TOP_K_MAX}).")
+        int, _doc(f"Chunks retrieved for a chat completion (1 to {TOP_K_MAX}).", ge=1, le=TOP_K_MAX)
     ] = 4
     max_new_tokens: Annotated[int, _doc("Default `max_tokens` of a completion.")] = 256
     retrieval_min_score: Annotated[
@@ -152,12 +150,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "rag-answer"
     )
     evaluation_concurrency: Annotated[
-        int, msgspec.Meta(ge=1, le=64), _doc("Golden items one evaluation asks the live pipeline at once.")
+        int, _doc("Golden items one evaluation asks the live pipeline at once.", ge=1, le=64)
     ] = 2
     evaluation_item_timeout_s: Annotated[
         float,
-        msgspec.Meta(gt=0),
-        _doc("An evaluation item with no word from generate this long ends the run if no generate replica answers."),
+        _doc(
+            "An evaluation item with no word from generate this long ends the run if no generate replica answers.", gt=0
+        ),
     ] = 120.0
     blocked_terms: Annotated[
         str,
@@ -172,20 +171,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: Annotated[int, _doc("Deliveries before a failing message goes to the dead-letter stream.")] = 5
     request_timeout_s: Annotated[float, _doc("How long the gateway waits for a service's reply.")] = 120.0
     embeddings_max_inputs: Annotated[
-        int, msgspec.Meta(ge=1), _doc("Most inputs one `/v1/embeddings` request may have (400 past it).")
+        int, _doc("Most inputs one `/v1/embeddings` request may have (400 past it).", ge=1)
     ] = 256
     embeddings_max_chars: Annotated[
-        int, msgspec.Meta(ge=1), _doc("Most characters all inputs of one `/v1/embeddings` request may have together.")
+        int, _doc("Most characters all inputs of one `/v1/embeddings` request may have together.", ge=1)
     ] = 200_000
     embeddings_inputs_per_minute: Annotated[
         int,
-        msgspec.Meta(ge=0),
-        _doc("`/v1/embeddings` inputs per minute per API key, per gateway replica (429 past it); 0: no limit."),
+        _doc("`/v1/embeddings` inputs per minute per API key, per gateway replica (429 past it); 0: no limit.", ge=0),
     ] = 10_000
     embed_tenant_queue_inputs: Annotated[
         int,
-        msgspec.Meta(ge=1),
-        _doc("Query texts one tenant may have waiting in an embed replica; past it `/v1/embeddings` gets 429."),
+        _doc("Query texts one tenant may have waiting in an embed replica; past it `/v1/embeddings` gets 429.", ge=1),
     ] = 1024
     api_docs: Annotated[
         Literal["public", "auth", "off"],
@@ -203,26 +200,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ""
 
     retention_days: Annotated[
-        float, msgspec.Meta(ge=0), _doc("Days a stream keeps events unless a setting below names it; 0: no limit.")
+        float, _doc("Days a stream keeps events unless a setting below names it; 0: no limit.", ge=0)
     ] = 30.0
     retention_ingest_days: Annotated[
         float,
-        msgspec.Meta(ge=0),
         _doc(
             "Days GYRE_INGEST keeps submissions (raw documents): ingest takes them within seconds, the stream"
-            " only has to bridge an outage of ingest."
+            " only has to bridge an outage of ingest.",
+            ge=0,
         ),
     ] = 7.0
     retention_generate_days: Annotated[
         float,
-        msgspec.Meta(ge=0),
         _doc(
             "Days GYRE_GENERATE keeps requests and answers (whole conversations); the feedback join reads the"
-            " answer record in KV, not the stream."
+            " answer record in KV, not the stream.",
+            ge=0,
         ),
     ] = 7.0
     retention_dlq_days: Annotated[
-        float, msgspec.Meta(ge=0), _doc("Days GYRE_DLQ keeps dead letters (copies of the messages that failed).")
+        float, _doc("Days GYRE_DLQ keeps dead letters (copies of the messages that failed).", ge=0)
     ] = 14.0
     dead_letter_redaction: Annotated[
         Literal["none", "pii", "drop"],
@@ -233,33 +230,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = "pii"
     extraction_workers: Annotated[
         int,
-        msgspec.Meta(ge=0),
-        _doc("Worker processes per ingest replica that read documents; 0: one per document ingest handles at once."),
+        _doc(
+            "Worker processes per ingest replica that read documents; 0: one per document ingest handles at once.", ge=0
+        ),
     ] = 0
     extraction_timeout_s: Annotated[
         float,
-        msgspec.Meta(gt=0),
         _doc(
             "Longest time reading one document (parse, clean, chunk) may take; past it its worker is killed and"
-            " replaced and the document rejected `extraction_timeout`."
+            " replaced and the document rejected `extraction_timeout`.",
+            gt=0,
         ),
     ] = 120.0
     extraction_memory_mb: Annotated[
         int,
-        msgspec.Meta(ge=256),
         _doc(
-            "Address space of each extraction worker (Linux); a document that needs more is rejected `too_large`."
+            "Address space of each extraction worker (Linux); a document that needs more is rejected `too_large`.",
+            ge=256,
         ),
     ] = 1024
     max_unpacked_mb: Annotated[
         int,
-        msgspec.Meta(ge=1),
-        _doc("Largest total a DOCX's parts may unpack to (checked before reading them); more: `too_large`."),
+        _doc("Largest total a DOCX's parts may unpack to (checked before reading them); more: `too_large`.", ge=1),
     ] = 256
     nats_credentials_file: Annotated[
         str,
         _doc(
-            "This process's NATS credential: a JSON file `{\"user\", \"password\"}` (0600; `gyre bus credentials`"
+            'This process\'s NATS credential: a JSON file `{"user", "password"}` (0600; `gyre bus credentials`'
             " writes them). Empty: the user and password in GYRE_NATS_URL (`nats://user:password@host:4222`),"
             " else `<data_dir>/credentials/nats/admin.json` when present (the operator's), else none."
         ),
