@@ -24,6 +24,7 @@ from gyre_contracts import (
 from gyre_feedback.handlers import FeedbackHandler
 from gyre_runtime.bus.connection import Bus, connect, ensure_topology
 from gyre_runtime.bus.dead_letters import REDACTED_HEADER
+from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.topology import DAY
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.service import Service
@@ -191,7 +192,7 @@ async def test_a_feedback_comment_with_personal_data_is_recorded_redacted_and_le
         sub = await bus.js.subscribe(bus.subject("feedback.recorded"), ordered_consumer=True)
         feedback = FeedbackSubmitted(tenant="acme", feedback_id="f1", request_id="r1", rating=-1,
                                      comment=f"wrong, mail {EMAIL}", correction=f"call {PHONE}")
-        await service.publisher.publish(feedback, event_id="f1")
+        await Publisher(bus, "gateway").publish(feedback, event_id="f1")  # as the gateway sends it
         message = await sub.next_msg(timeout=WAIT_S)
         await sub.unsubscribe()
         recorded = decode_event(message.data, FeedbackRecorded, dict(message.headers or {}))
