@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from nats.aio.msg import Msg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gyre_contracts import EmbedRequest, RetrieveRequest
 from gyre_embed.handlers import EmbedHandlers
 from gyre_embed.index_targets import ActiveIndex, ActiveIndexRecord, IndexTarget, LocalTargets
 from gyre_embed.reindex import Reindexer
@@ -24,28 +22,6 @@ from gyre_runtime.state.models import ModelEntry, ModelRegistry
 from gyre_runtime.vectorstore import Bm25Encoder
 
 log = get_logger()
-
-# Retrieval and query embedding are answered by any replica of this queue group.
-QUEUE = "embed"
-
-Responder = Callable[[Msg], Coroutine[Any, Any, None]]
-
-
-def each_in_its_own_task(respond: Responder, running: set[asyncio.Task[None]]) -> Responder:
-    """A subscription callback that answers every request in a task of its own.
-
-    nats-py calls a subscription's callback for one message at a time; awaited there, a tenant's
-    small request would wait for every request that arrived before it, whoever sent them. In
-    tasks, they all reach the embedding scheduler at once, and it decides the turns (fair between
-    tenants, each tenant's queue bounded).
-    """
-
-    async def on_message(msg: Msg) -> None:
-        task = asyncio.create_task(respond(msg))
-        running.add(task)  # a reference until it is done, so it is not garbage-collected mid-way
-        task.add_done_callback(running.discard)
-
-    return on_message
 
 
 def create_app(settings: Settings) -> Any:
@@ -71,7 +47,6 @@ def create_app(settings: Settings) -> Any:
         })
 
     service = Service("embed", settings, routes=[Route("/stats", stats)])
-    responding: set[asyncio.Task[None]] = set()
     targets = LocalTargets(settings)
 
     async def wire(svc: Service) -> None:
@@ -111,12 +86,10 @@ def create_app(settings: Settings) -> Any:
         svc.consume("embed", handlers.index)
         svc.consume("embed_index", handlers.delete)
         svc.consume("embed_reindex", handlers.reindex)
-        await svc.bus.nc.subscribe(
-            svc.bus.subject("retrieve"), queue=QUEUE, cb=each_in_its_own_task(handlers.retrieve, responding)
-        )
-        await svc.bus.nc.subscribe(
-            svc.bus.subject("embeddings"), queue=QUEUE, cb=each_in_its_own_task(handlers.embeddings, responding)
-        )
+        # Each request is answered in a task of its own (FastStream's concurrent subscriber), so they
+        # all reach the embedding scheduler at once and it decides the turns (fair between tenants).
+        svc.respond(RetrieveRequest.subject, handlers.retrieve)
+        svc.respond(EmbedRequest.subject, handlers.embeddings)
         await register_model(active)
 
     async def close(svc: Service) -> None:
