@@ -80,38 +80,30 @@ def check_quality(text: str, t: QualityThresholds) -> list[Rejection]:
     m = measure_quality(text)
     if m.non_space_chars == 0:
         return [Rejection(code="empty", message="the document has no text after extraction and cleaning")]
-    reasons: list[Rejection] = []
-    if m.chars < t.min_chars:
-        reasons.append(
-            Rejection(
-                code="too_short",
-                message=f"the document has {m.chars} characters, fewer than the minimum of {t.min_chars} "
-                f"({MIN_CHARS_SETTING})",
-            )
-        )
-    if m.chars > t.max_chars:
-        reasons.append(
-            Rejection(
-                code="too_long",
-                message=f"the document has {m.chars} characters, more than the maximum of {t.max_chars} "
-                f"({MAX_CHARS_SETTING})",
-            )
-        )
-    if m.alpha_ratio < t.min_alpha_ratio:
-        reasons.append(
-            Rejection(
-                code="too_little_text",
-                message=f"letters are {m.alpha_ratio:.2f} of the non-space characters ({m.letters} of "
-                f"{m.non_space_chars}), below the minimum of {t.min_alpha_ratio:.2f} ({MIN_ALPHA_RATIO_SETTING})",
-            )
-        )
-    if m.repeated_line_ratio > t.max_repeated_line_ratio:
-        reasons.append(
-            Rejection(
-                code="too_many_repeated_lines",
-                message=f"{m.repeated_long_lines} of {m.long_lines} lines of {MIN_REPEATED_LINE_CHARS}+ characters "
-                f"repeat an earlier line ({m.repeated_line_ratio:.2f}), more than the maximum of "
-                f"{t.max_repeated_line_ratio:.2f} ({MAX_REPEATED_LINE_RATIO_SETTING})",
-            )
-        )
-    return reasons
+    # (failed, code, message): every message names the measured value, the threshold and its setting.
+    checks = (
+        (
+            m.chars < t.min_chars,
+            "too_short",
+            f"the document has {m.chars} characters, fewer than the minimum of {t.min_chars} ({MIN_CHARS_SETTING})",
+        ),
+        (
+            m.chars > t.max_chars,
+            "too_long",
+            f"the document has {m.chars} characters, more than the maximum of {t.max_chars} ({MAX_CHARS_SETTING})",
+        ),
+        (
+            m.alpha_ratio < t.min_alpha_ratio,
+            "too_little_text",
+            f"letters are {m.alpha_ratio:.2f} of the non-space characters ({m.letters} of {m.non_space_chars}), "
+            f"below the minimum of {t.min_alpha_ratio:.2f} ({MIN_ALPHA_RATIO_SETTING})",
+        ),
+        (
+            m.repeated_line_ratio > t.max_repeated_line_ratio,
+            "too_many_repeated_lines",
+            f"{m.repeated_long_lines} of {m.long_lines} lines of {MIN_REPEATED_LINE_CHARS}+ characters repeat an "
+            f"earlier line ({m.repeated_line_ratio:.2f}), more than the maximum of {t.max_repeated_line_ratio:.2f} "
+            f"({MAX_REPEATED_LINE_RATIO_SETTING})",
+        ),
+    )
+    return [Rejection(code=code, message=message) for failed, code, message in checks if failed]
