@@ -60,6 +60,18 @@ def _build(recipe: Recipe, recipe_hash: str, staging: Path) -> None:
     log(f"{recipe.name}: built in {time.monotonic() - t0:.0f}s ({human_size(folder_size(staging))})")
 
 
+def _build_in_place(recipe: Recipe, recipe_hash: str, folder: Path) -> None:
+    """Builds into a staging folder beside ``folder``, moved there only once complete and verified."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _build(recipe, recipe_hash, staging)
+        replace_folder(staging, folder, move=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def ensure(recipe: Recipe, model_dir: Path, cache_dir: Path | None, *, check_only: bool) -> str:
     h = recipe.hash()
     dest = model_dir / recipe.name
@@ -78,27 +90,13 @@ def ensure(recipe: Recipe, model_dir: Path, cache_dir: Path | None, *, check_onl
 
     log(f"{recipe.name}: building (recipe {h[:12]})")
     if entry is not None and cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        staging = cache_dir / f".{entry.name}.building-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            _build(recipe, h, staging)
-            replace_folder(staging, entry, move=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        _build_in_place(recipe, h, entry)
         for old in cache_dir.glob(f"{recipe.name}-*"):  # older builds of this model
             if old != entry and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
         replace_folder(entry, dest)
     else:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        staging = model_dir / f".{recipe.name}.building-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            _build(recipe, h, staging)
-            replace_folder(staging, dest, move=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        _build_in_place(recipe, h, dest)
     log(f"{recipe.name}: ready in {dest}")
     return "built"
 
