@@ -12,42 +12,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 
+from gyre_cli.subcommand import command_parser
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.state.api_keys import ApiKeyError, ApiKeyRecord, ApiKeyStore, Scope, parse_scopes
+
+
+@contextlib.asynccontextmanager
+async def _key_store(settings: Settings) -> AsyncIterator[ApiKeyStore]:
+    """The key store on a connection of its own, closed when the command is done."""
+    bus = await connect(settings, name="gyre-cli", patient=False)
+    try:
+        await ensure_topology(bus)
+        yield await ApiKeyStore.open(bus)
+    finally:
+        await bus.close()
 
 
 async def create_key(
     settings: Settings, tenant: str, scopes: tuple[Scope, ...], rate_limit_per_minute: int | None = None
 ) -> tuple[str, ApiKeyRecord]:
     """A new key for ``tenant``: the key (shown once) and its stored record."""
-    bus = await connect(settings, name="gyre-cli", patient=False)
-    try:
-        await ensure_topology(bus)
-        return await (await ApiKeyStore.open(bus)).create(tenant, scopes, rate_limit_per_minute)
-    finally:
-        await bus.close()
+    async with _key_store(settings) as store:
+        return await store.create(tenant, scopes, rate_limit_per_minute)
 
 
 async def list_keys(settings: Settings, tenant: str | None = None) -> list[ApiKeyRecord]:
-    bus = await connect(settings, name="gyre-cli", patient=False)
-    try:
-        await ensure_topology(bus)
-        return await (await ApiKeyStore.open(bus)).list(tenant)
-    finally:
-        await bus.close()
+    async with _key_store(settings) as store:
+        return await store.list(tenant)
 
 
 async def revoke_key(settings: Settings, key_id: str) -> ApiKeyRecord | None:
     """The revoked record; None if no key has this id."""
-    bus = await connect(settings, name="gyre-cli", patient=False)
-    try:
-        await ensure_topology(bus)
-        return await (await ApiKeyStore.open(bus)).revoke(key_id)
-    finally:
-        await bus.close()
+    async with _key_store(settings) as store:
+        return await store.revoke(key_id)
 
 
 def key_table(records: list[ApiKeyRecord]) -> str:
@@ -96,12 +98,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    keys = sub.add_parser(
-        "keys",
-        help="create, list and revoke API keys",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    keys = command_parser(sub, "keys", "create, list and revoke API keys", __doc__)
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--tenant", required=True)

@@ -16,6 +16,7 @@ import sys
 
 from nats.aio.msg import Msg
 
+from gyre_cli.subcommand import command_parser
 from gyre_contracts import (
     EnvelopeError,
     ReindexCompleted,
@@ -113,11 +114,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    reindex = sub.add_parser(
-        "reindex",
-        help="rebuild the vector collection from the stored events, then switch search to it",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    reindex = command_parser(
+        sub, "reindex", "rebuild the vector collection from the stored events, then switch search to it", __doc__
     )
     reindex.add_argument("--collection", help="name of the new collection (default: gyre_chunks_<UTC timestamp>)")
     reindex.add_argument(
