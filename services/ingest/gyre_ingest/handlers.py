@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -138,26 +139,18 @@ class IngestHandler:
         self, event: DocumentSubmitted, submission_id: str, version: int, doc: PreparedDocument, ctx: MessageContext,
         near_duplicate_of: str, pii_policy: str,
     ) -> None:
-        raw = StoredMessage(stream=INGEST_STREAM, sequence=ctx.stream_sequence, version=version)
-        verdict: Verdict = "current"
-
         def accept(current: DocumentRecord | None) -> DocumentRecord | None:
-            nonlocal verdict
-            verdict = submission_verdict(current, version)
-            if verdict != "current":
-                return None  # sent before a deletion or a newer submission: it must not win
             if current is not None and current.version == version and current.submission_id == submission_id:
                 return None  # a redelivery: what it wrote (and maybe embed after it) stands
             base = current or DocumentRecord(document_id=event.document_id, tenant=event.tenant)
-            record = msgspec.structs.replace(
+            return msgspec.structs.replace(
                 base, status="pending", version=version, submissions=max(base.submissions, version),
                 submission_id=submission_id, content_hash=doc.content_hash, chunks=len(doc.chunks), reasons=[],
                 title=doc.title, submitted_at=event.submitted_at, accepted_at=utc_now(), indexed_at=None,
                 embedding_model="",
             )
-            return with_stored_message(record, raw) or record
 
-        await self.registry.update(event.tenant, event.document_id, accept)
+        verdict = await self._record_outcome(event, version, ctx, accept)
         if verdict != "current":
             if verdict == "deleted":
                 # Its content was claimed for de-duplication a moment ago: a deleted document claims nothing.
@@ -188,6 +181,27 @@ class IngestHandler:
                  version=version, chunks=len(doc.chunks), content_type=doc.content_type,
                  pii_found=doc.pii_counts)
 
+    async def _record_outcome(
+        self, event: DocumentSubmitted, version: int, ctx: MessageContext,
+        change: Callable[[DocumentRecord | None], DocumentRecord | None],
+    ) -> Verdict:
+        """Writes a submission's outcome (``change`` of the current record; None leaves it) to the registry.
+
+        Nothing is written unless the submission is still ``current``: one sent before a deletion or a
+        newer submission must not win. The record notes where the raw submission is kept on the bus.
+        """
+        raw = StoredMessage(stream=INGEST_STREAM, sequence=ctx.stream_sequence, version=version)
+        verdict: Verdict = "current"
+
+        def update(current: DocumentRecord | None) -> DocumentRecord | None:
+            nonlocal verdict
+            verdict = submission_verdict(current, version)
+            record = change(current) if verdict == "current" else None
+            return None if record is None else with_stored_message(record, raw) or record
+
+        await self.registry.update(event.tenant, event.document_id, update)
+        return verdict
+
     async def _remember(self, event: DocumentSubmitted, message: StoredMessage) -> None:
         """Note a message carrying the document's content; if a deletion came meanwhile, purge it now."""
         record = await self.registry.update(
@@ -200,24 +214,16 @@ class IngestHandler:
         self, event: DocumentSubmitted, submission_id: str, version: int, ctx: MessageContext,
         reasons: list[Rejection], pii_counts: dict[str, int], duplicate_of: str = "",
     ) -> None:
-        raw = StoredMessage(stream=INGEST_STREAM, sequence=ctx.stream_sequence, version=version)
-        verdict: Verdict = "current"
-
-        def mark_rejected(current: DocumentRecord | None) -> DocumentRecord | None:
-            nonlocal verdict
-            verdict = submission_verdict(current, version)
-            if verdict != "current":
-                return None
+        def mark_rejected(current: DocumentRecord | None) -> DocumentRecord:
             # A rejected resubmission leaves the previously accepted version (if any) searchable: its
             # version, chunks and timings stay.
             base = current or DocumentRecord(document_id=event.document_id, tenant=event.tenant)
-            record = msgspec.structs.replace(
+            return msgspec.structs.replace(
                 base, status="rejected", submissions=max(base.submissions, version), submission_id=submission_id,
                 reasons=reasons, title=event.title or base.title, submitted_at=event.submitted_at,
             )
-            return with_stored_message(record, raw) or record
 
-        await self.registry.update(event.tenant, event.document_id, mark_rejected)
+        verdict = await self._record_outcome(event, version, ctx, mark_rejected)
         if verdict != "current":
             await self._drop(event, ctx, verdict, version)
             return
