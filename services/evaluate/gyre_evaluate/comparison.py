@@ -9,7 +9,7 @@ and from a paired sign-flip permutation test for the others. Directions come fro
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
 import numpy as np
@@ -23,8 +23,10 @@ _MCNEMAR_EXACT_LIMIT = 1000
 # Resampled rows drawn at once: bounds the memory of a resampling to about 8 MB of indices.
 _BLOCK_CELLS = 1_000_000
 
+Values = npt.NDArray[np.float64]
 
-def _paired_arrays(a: Sequence[float], b: Sequence[float]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+
+def _paired_arrays(a: Sequence[float], b: Sequence[float]) -> tuple[Values, Values]:
     a_values, b_values = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a_values.shape != b_values.shape or a_values.ndim != 1:
         raise ValueError(f"paired values need two sequences of one length, not {len(a)} and {len(b)}")
@@ -33,7 +35,7 @@ def _paired_arrays(a: Sequence[float], b: Sequence[float]) -> tuple[npt.NDArray[
     return a_values, b_values
 
 
-def _statistic(values: npt.NDArray[np.float64], percentile: float | None) -> npt.NDArray[np.float64]:
+def _statistic(values: Values, percentile: float | None) -> Values:
     """The statistic of each row (mean, or the given percentile)."""
     if percentile is None:
         return np.asarray(values.mean(axis=-1))
@@ -44,6 +46,29 @@ def _blocks(resamples: int, n: int) -> Iterable[int]:
     rows = max(1, _BLOCK_CELLS // n)
     for start in range(0, resamples, rows):
         yield min(rows, resamples - start)
+
+
+def _resampled_differences(
+    a: Sequence[float],
+    b: Sequence[float],
+    draw: Callable[[np.random.Generator, Values, Values, int], tuple[Values, Values]],
+    resamples: int,
+    seed: int,
+    percentile: float | None,
+) -> tuple[float, Values]:
+    """The observed difference b - a of the statistic, and its value in each of ``resamples`` redraws.
+
+    ``draw(rng, a, b, rows)`` gives ``rows`` redrawn (a, b) pairs of arrays; redraws are made in blocks
+    of bounded size, so that a long run does not hold resamples x items values at once.
+    """
+    a_values, b_values = _paired_arrays(a, b)
+    observed = float(_statistic(b_values, percentile) - _statistic(a_values, percentile))
+    rng = np.random.default_rng(seed)
+    differences: list[Values] = []
+    for rows in _blocks(resamples, a_values.size):
+        first, second = draw(rng, a_values, b_values, rows)
+        differences.append(_statistic(second, percentile) - _statistic(first, percentile))
+    return observed, np.concatenate(differences)
 
 
 def paired_bootstrap(
@@ -61,15 +86,12 @@ def paired_bootstrap(
     difference is of means, or of the given percentile (a latency p95) over the same resampled items.
     Seeded: the same inputs give the same interval.
     """
-    a_values, b_values = _paired_arrays(a, b)
-    observed = float(_statistic(b_values, percentile) - _statistic(a_values, percentile))
-    rng = np.random.default_rng(seed)
-    n = a_values.size
-    differences: list[npt.NDArray[np.float64]] = []
-    for rows in _blocks(resamples, n):
-        picks = rng.integers(0, n, size=(rows, n))
-        differences.append(_statistic(b_values[picks], percentile) - _statistic(a_values[picks], percentile))
-    resampled = np.concatenate(differences)
+
+    def resample_pairs(rng: np.random.Generator, first: Values, second: Values, rows: int) -> tuple[Values, Values]:
+        picks = rng.integers(0, first.size, size=(rows, first.size))
+        return first[picks], second[picks]
+
+    observed, resampled = _resampled_differences(a, b, resample_pairs, resamples, seed, percentile)
     tail = (1.0 - confidence) / 2 * 100
     low, high = np.percentile(resampled, [tail, 100 - tail])
     return observed, float(low), float(high)
@@ -80,17 +102,15 @@ def paired_permutation_p(
 ) -> float:
     """Two-sided p-value of the difference b - a under "the runs are exchangeable": within each pair
     the two values are swapped at random (a sign-flip test for means)."""
-    a_values, b_values = _paired_arrays(a, b)
-    observed = abs(float(_statistic(b_values, percentile) - _statistic(a_values, percentile)))
-    rng = np.random.default_rng(seed)
-    n = a_values.size
-    as_extreme = 0
-    for rows in _blocks(resamples, n):
-        swap = rng.random((rows, n)) < 0.5
-        first, second = np.where(swap, b_values, a_values), np.where(swap, a_values, b_values)
-        difference = np.abs(_statistic(second, percentile) - _statistic(first, percentile))
-        # A relative margin: a difference equal to the observed one up to float rounding counts as extreme.
-        as_extreme += int(np.count_nonzero(difference >= observed - 1e-12 * max(1.0, observed)))
+
+    def swap_within_pairs(rng: np.random.Generator, first: Values, second: Values, rows: int) -> tuple[Values, Values]:
+        swap = rng.random((rows, first.size)) < 0.5
+        return np.where(swap, second, first), np.where(swap, first, second)
+
+    observed, permuted = _resampled_differences(a, b, swap_within_pairs, resamples, seed, percentile)
+    observed = abs(observed)
+    # A relative margin: a difference equal to the observed one up to float rounding counts as extreme.
+    as_extreme = int(np.count_nonzero(np.abs(permuted) >= observed - 1e-12 * max(1.0, observed)))
     return (as_extreme + 1) / (resamples + 1)
 
 
