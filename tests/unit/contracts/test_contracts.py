@@ -14,9 +14,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote
 
 import jsonschema
 import msgspec
