@@ -24,7 +24,7 @@ async def read_source_chunks(settings: Settings, tenant: str) -> list[SourceChun
             current = latest.get(event.document_id)
             if event.tenant == tenant and (current is None or current.version < event.version):
                 latest[event.document_id] = event
-        registry = DocumentRegistry(await bus.kv("gyre_documents"))
+        registry = await DocumentRegistry.open(bus)
         chunks: list[SourceChunk] = []
         for document_id in sorted(latest):
             record = await registry.get(tenant, document_id)

@@ -26,8 +26,6 @@ from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry, with_
 
 log = get_logger()
 
-REGISTRY_BUCKET = "gyre_documents"
-
 
 def mark_pending(current: DocumentRecord | None, submission: DocumentSubmitted) -> DocumentRecord:
     """The record once a (re)submission is sent: the next version number is its own, status pending.
@@ -47,7 +45,7 @@ async def register_and_publish(
 ) -> DocumentReceipt:
     """The registry record first (a status read right after the 202 must find it, and it numbers the
     version), then the event carrying that version."""
-    registry = DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET))
+    registry = await DocumentRegistry.open(connected(service).bus)
     record = await registry.update(
         submission.tenant, submission.document_id, lambda current: mark_pending(current, submission)
     )
@@ -142,7 +140,7 @@ def not_found(document_id: str) -> ApiError:
 
 
 async def document_status(service: Service, tenant: str, document_id: str) -> DocumentStatusResponse:
-    record = await DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET)).get(tenant, document_id)
+    record = await (await DocumentRegistry.open(connected(service).bus)).get(tenant, document_id)
     if record is None:
         raise not_found(document_id)
     return status_response(record)
@@ -168,7 +166,7 @@ async def delete_document(
 ) -> DocumentReceipt:
     """The tombstone first (every version sent so far is deleted, a later submission is a new version),
     then the event naming the last version it covers, so ingest and embed remove exactly those."""
-    registry = DocumentRegistry(await connected(service).bus.kv(REGISTRY_BUCKET))
+    registry = await DocumentRegistry.open(connected(service).bus)
     watermark = await ingest_stream_watermark(service)
 
     def mark_deleted(current: DocumentRecord | None) -> DocumentRecord | None:
