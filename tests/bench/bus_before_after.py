@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.bench.sections import write_section
+
 REPO = Path(__file__).resolve().parents[2]
 BEFORE = "4bc2f62"  # the last commit before the bus moved to FastStream
 ROW = re.compile(r"^\| (?P<measure>[^|]+?) \| (?P<value>-?[0-9.]+)(?: [a-z/]+)? \|$")
@@ -125,12 +127,7 @@ def main() -> None:
     text = "\n".join(section)
     print(text)
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
-        if MARKER in existing:
-            head_text, _, tail = existing.partition(MARKER)
-            rest = tail.split("\n## ", 1)
-            existing = head_text + (("## " + rest[1]) if len(rest) > 1 else "")
-        args.write.write_text(existing.rstrip() + "\n\n" + text)
+        write_section(args.write, text, MARKER)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import load_settings
 from gyre_runtime.generation.onnx import OnnxGenaiBackend
 from gyre_runtime.models.embedder import OnnxEmbedder
+from tests.bench.sections import write_section
 from tests.support.nats_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,13 +202,7 @@ def main() -> None:
     text = "\n".join(section)
     print(text)
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
-        marker = "## Issue 2: first benchmarks"
-        if marker in existing:
-            head, _, tail = existing.partition(marker)
-            rest = tail.split("\n## ", 1)
-            existing = head + (("## " + rest[1]) if len(rest) > 1 else "")
-        args.write.write_text(existing.rstrip() + "\n\n" + text)
+        write_section(args.write, text, "## Issue 2: first benchmarks")
 
 
 if __name__ == "__main__":
