@@ -59,6 +59,10 @@ bench: setup models
 bench-generation: setup models
     .venv/bin/python -m tests.bench.generation --write docs/benchmarks.md
 
+# Issue 9: the bus on FastStream against the commit before it (own worktree), alternating runs; to docs/benchmarks.md
+bench-bus: setup models
+    .venv/bin/python -m tests.bench.bus_before_after --write docs/benchmarks.md
+
 # Benchmark on the Python documentation (installs python3.11-doc if missing); results to docs/benchmarks.md
 bench-corpus: setup models
     .venv/bin/python -m tests.bench.corpus --write docs/benchmarks.md
