@@ -37,8 +37,8 @@ from gyre_runtime.bus.connection import Bus, connect, connect_options, declare_t
 from gyre_runtime.bus.permissions import ADMIN, SERVICES, inbox_prefix, publisher_identity
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.state.api_keys import ApiKeyStore
-from tests.support.nats_server import NatsServer
 from tests.support.models import EMBEDDER, built_models
+from tests.support.nats_server import NatsServer
 from tests.support.services import running_app
 
 WAIT_S = 30.0  # upper bound of any single wait for something that must happen

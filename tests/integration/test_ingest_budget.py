@@ -8,7 +8,6 @@ while it is being read, /healthz answers and another document is accepted.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator
@@ -55,7 +54,8 @@ async def test_a_document_over_the_time_limit_is_rejected_while_health_answers_a
     bus: Bus, settings: Settings
 ) -> None:
     settings = msgspec.structs.replace(
-        settings, model_dir=str(built_models(EMBEDDER)), extraction_workers=2, extraction_timeout_s=EXTRACTION_TIMEOUT_S,
+        settings, model_dir=str(built_models(EMBEDDER)), extraction_workers=2,
+        extraction_timeout_s=EXTRACTION_TIMEOUT_S,
         max_document_chars=50_000_000,  # lifts the PDF's page and content budgets: only the time limit is left
     )  # fmt: skip
     bomb = shared_stream_pdf(pages=100, lines=35_000)  # 150 MB of page content to parse from ~20 KB
