@@ -144,7 +144,9 @@ class Service:
                 bus, spec, handler, self._publisher, max_deliver=self.settings.max_deliver
             )
         attached = Attached(consumers=workers, responders=self._responders, listeners=self._listeners)
-        declared = declare(broker, self.name, Naming(self.settings.subject_prefix), attached)
+        declared = declare(
+            broker, self.name, Naming(self.settings.subject_prefix), attached, inbox_prefix=bus.inbox_prefix
+        )
         self._publisher.declared = tuple(declared.publishers)
         self.workers = list(workers.values())
         await broker.start()

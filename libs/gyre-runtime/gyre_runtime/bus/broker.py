@@ -89,7 +89,8 @@ async def _not_attached(*args: Any) -> None:
 
 
 def _consumer_subscriber(
-    broker: NatsBroker, service: str, spec: ConsumerSpec, naming: Naming, worker: ConsumerWorker | None
+    broker: NatsBroker, service: str, spec: ConsumerSpec, naming: Naming, worker: ConsumerWorker | None,
+    inbox_prefix: str,
 ) -> Any:
     if len(spec.filter_subjects) != 1:
         raise ValueError(f"consumer {spec.durable}: one filter subject per consumer, not {spec.filter_subjects}")
@@ -114,6 +115,8 @@ def _consumer_subscriber(
         durable=spec.durable,
         # One message per fetch: the worker asks for the next only when a handler slot is free.
         pull_sub=PullSub(batch_size=1, timeout=FETCH_WAIT_S),
+        # Fetches are answered on the connection's own inbox: under credentials only it may subscribe there.
+        inbox_prefix=f"{inbox_prefix}.".encode(),
         ack_policy=AckPolicy.MANUAL,  # the worker acks, naks (with back-off) or dead-letters
         decoder=decoder,
         title=f"{service}:{spec.durable}",
@@ -164,7 +167,9 @@ def _core_subscriber(
     return subscriber
 
 
-def declare(broker: NatsBroker, service: str, naming: Naming, attached: Attached | None = None) -> Declared:
+def declare(
+    broker: NatsBroker, service: str, naming: Naming, attached: Attached | None = None, *, inbox_prefix: str = "_INBOX"
+) -> Declared:
     """Declare ``service``'s subscribers and publishers on ``broker``.
 
     With ``attached`` (a running service) only the endpoints that have a handler are subscribed;
@@ -175,7 +180,9 @@ def declare(broker: NatsBroker, service: str, naming: Naming, attached: Attached
     for spec in consumers_of(service):
         worker = attached.consumers.get(spec.durable) if attached else None
         if attached is None or worker is not None:
-            declared.consumers[spec.durable] = _consumer_subscriber(broker, service, spec, naming, worker)
+            declared.consumers[spec.durable] = _consumer_subscriber(
+                broker, service, spec, naming, worker, inbox_prefix
+            )
     for subject in access.serves:
         responder = attached.responders.get(subject) if attached else None
         if attached is None or responder is not None:

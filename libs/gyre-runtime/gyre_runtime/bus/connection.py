@@ -46,6 +46,7 @@ class Bus:
     js: JetStreamContext
     settings: Settings
     user: str = ""  # the NATS user it connected as ("" without credentials)
+    inbox_prefix: str = "_INBOX"  # where its replies arrive (its own under credentials)
     # Handles by bucket name, opened once: opening asks JetStream for the stream's info (a round trip).
     _kv_handles: dict[str, KeyValue] = field(default_factory=dict, init=False, repr=False, compare=False)
     _object_stores: dict[str, ObjectStore] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -203,7 +204,10 @@ async def connect(settings: Settings, *, name: str, patient: bool = True) -> Bus
         if "authorization violation" in str(exc).lower():
             raise credential_refused() from exc
         raise
-    return Bus(nc=nc, js=nc.jetstream(), settings=settings, user=options.get("user") or _url_user(options["servers"]))
+    return Bus(
+        nc=nc, js=nc.jetstream(), settings=settings, user=options.get("user") or _url_user(options["servers"]),
+        inbox_prefix=options.get("inbox_prefix", "_INBOX"),
+    )
 
 
 async def ensure_stream(bus: Bus, spec: StreamSpec) -> None:
