@@ -21,8 +21,8 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gyre_gateway.errors import ApiError
-from gyre_gateway.rate_limit import RateLimiter, retry_after_header
+from gyre_gateway.errors import ApiError, retry_later
+from gyre_gateway.rate_limit import RateLimiter
 from gyre_gateway.upstream import connected, service_of
 from gyre_runtime.logging import get_logger
 from gyre_runtime.operator_access import ACCESS_HINT, OperatorAccess, OperatorKeys, find_tenant
@@ -109,11 +109,11 @@ class StoredKeys:
         try:
             record = await (await ApiKeyStore.open(service.bus)).get_by_hash(key_hash)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise ApiError(
+            raise retry_later(
                 503,
                 f"cannot check the API key: the key store did not answer ({type(exc).__name__}); retry shortly",
                 code="key_store_unavailable",
-                headers={"Retry-After": "1"},
+                after_s=1,
             ) from exc
         self.remember(key_hash, record)
         return record
@@ -171,11 +171,11 @@ def forbidden(caller: Caller, scope: Scope) -> ApiError:
 
 
 def rate_limited(caller: Caller, limit: int, wait_s: float) -> ApiError:
-    return ApiError(
+    return retry_later(
         429,
         f"rate limit of {limit} requests per minute reached for API key {caller.key_id}; retry after {wait_s:.1f}s",
         code="rate_limit_exceeded",
-        headers={"Retry-After": retry_after_header(wait_s)},
+        after_s=wait_s,
     )
 
 

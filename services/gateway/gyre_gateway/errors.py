@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -71,6 +72,16 @@ class ApiError(Exception):
         # A 5xx often carries text from a service or backend behind the gateway: its addresses stay inside.
         message = without_internal_addresses(self.message) if self.status_code >= 500 else self.message
         return error_body(message, self.error_type, param=self.param, code=self.code)
+
+
+def retry_after_header(wait_s: float) -> str:
+    """``Retry-After`` is whole seconds: round up, so a client that waits that long gets through."""
+    return str(max(1, math.ceil(wait_s)))
+
+
+def retry_later(status_code: int, message: str, *, code: str, after_s: float) -> ApiError:
+    """A refusal for a passing reason (a 429 or 503): the same request may be sent again after ``after_s``."""
+    return ApiError(status_code, message, code=code, headers={"Retry-After": retry_after_header(after_s)})
 
 
 class HttpApiError(StarletteHTTPException):
@@ -180,9 +191,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # passing, not the gateway's fault, and the client can simply retry.
         log.warning("bus_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
         return error_response(
-            ApiError(
+            retry_later(
                 503, f"the event bus did not answer ({type(exc).__name__}); retry shortly",
-                code="bus_unavailable", headers={"Retry-After": "1"},
+                code="bus_unavailable", after_s=1,
             )
         )
 

@@ -7,7 +7,6 @@ replicas behind a load balancer a key gets up to R times its limit; set the limi
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,8 +64,3 @@ class RateLimiter:
         bucket = self._buckets.get(key_id)
         if bucket is not None:
             bucket.give_back(amount)
-
-
-def retry_after_header(wait_s: float) -> str:
-    """``Retry-After`` is whole seconds: round up, so a client that waits that long gets through."""
-    return str(max(1, math.ceil(wait_s)))

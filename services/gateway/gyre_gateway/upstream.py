@@ -8,7 +8,7 @@ import nats.errors
 from fastapi import Request
 
 from gyre_contracts import Event, cloudevent_headers, encode_body
-from gyre_gateway.errors import ApiError
+from gyre_gateway.errors import ApiError, retry_later
 from gyre_runtime.bus import requests
 from gyre_runtime.service import Service
 
@@ -30,11 +30,11 @@ def connected(service: Service) -> Service:
     """
     if not service.ready or not service.bus.nc.is_connected:
         detail = f" ({service.startup_error})" if service.startup_error else ""
-        raise ApiError(
+        raise retry_later(
             503,
             f"the gateway is not connected to the event bus yet{detail}; retry shortly (see /readyz)",
             code="bus_unavailable",
-            headers={"Retry-After": "1"},
+            after_s=1,
         )
     return service
 
@@ -60,7 +60,7 @@ async def request_reply(
             bus, event, reply_type, source=source, timeout_s=bus.settings.request_timeout_s, traceparent=traceparent
         )
     except requests.NoResponder as exc:
-        raise ApiError(503, unavailable, code="service_unavailable", headers={"Retry-After": "1"}) from exc
+        raise retry_later(503, unavailable, code="service_unavailable", after_s=1) from exc
     except requests.RequestTimeout as exc:
         raise ApiError(504, str(exc), code="timeout") from exc
     except requests.BusClosed as exc:
@@ -85,11 +85,11 @@ async def publish(service: Service, event: Event, *, event_id: str, traceparent:
     except ApiError:
         raise
     except (nats.errors.Error, TimeoutError) as exc:
-        raise ApiError(
+        raise retry_later(
             503,
             f"the event bus did not accept {event.event_type()} ({type(exc).__name__}); retry shortly",
             code="publish_failed",
-            headers={"Retry-After": "1"},
+            after_s=1,
         ) from exc
 
 

@@ -14,7 +14,8 @@ from gyre_contracts import GenerationLoad
 from gyre_gateway.app import create_app
 from gyre_gateway.auth import StoredKeys
 from gyre_gateway.chat.backpressure import over_capacity, queue_full
-from gyre_gateway.rate_limit import RateLimiter, TokenBucket, retry_after_header
+from gyre_gateway.errors import retry_after_header
+from gyre_gateway.rate_limit import RateLimiter, TokenBucket
 from gyre_runtime.config import Settings, load_settings
 from gyre_runtime.state.api_keys import (
     KEY_LENGTH,

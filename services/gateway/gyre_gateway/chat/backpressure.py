@@ -11,7 +11,7 @@ admitted, and the first-token timeout still bounds the wait.
 from __future__ import annotations
 
 from gyre_contracts import GenerationLoad, GenerationLoadRequest
-from gyre_gateway.errors import ApiError
+from gyre_gateway.errors import ApiError, retry_later
 from gyre_gateway.upstream import connected
 from gyre_runtime.bus import requests
 from gyre_runtime.logging import get_logger
@@ -30,21 +30,21 @@ def over_capacity(load: GenerationLoad, allowance: int) -> bool:
 
 
 def queue_full(load: GenerationLoad, allowance: int) -> ApiError:
-    return ApiError(
+    return retry_later(
         429,
         f"the generate service is busy ({load.in_flight} requests in flight for {load.capacity} places and "
         f"{allowance} waiting); retry after {BUSY_RETRY_AFTER_S}s",
         code="generation_queue_full",
-        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        after_s=BUSY_RETRY_AFTER_S,
     )
 
 
 def generate_unavailable(reason: str) -> ApiError:
-    return ApiError(
+    return retry_later(
         503,
         f"generate service unavailable: {reason}; start `gyre-generate`, or retry shortly",
         code="service_unavailable",
-        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        after_s=UNAVAILABLE_RETRY_AFTER_S,
     )
 
 

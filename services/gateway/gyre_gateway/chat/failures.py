@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from gyre_contracts import GenerationFailed
-from gyre_gateway.errors import ApiError
-
-# Seconds a client should wait before sending a request again that failed for a passing reason.
-RETRIEVAL_RETRY_AFTER_S = 1  # the retrieval service restarting or reconnecting: as upstream.py's 503s
-EXPIRED_RETRY_AFTER_S = 2  # a generate backlog: as backpressure.py's 429, it drains at a generation's pace
+from gyre_gateway.chat.backpressure import BUSY_RETRY_AFTER_S
+from gyre_gateway.errors import ApiError, retry_later
 
 # A failure the requester caused and can fix: (status, code, param). The message is the generate
 # service's own text, which already says what to change, so it is passed on without a prefix.
@@ -18,6 +15,17 @@ CLIENT_FAILURES: dict[str, tuple[int, str, str | None]] = {
     "context_length_exceeded": (400, "context_length_exceeded", "messages"),
     "unknown_prompt_label": (404, "prompt_not_found", "prompt_label"),
     "unknown_model": (404, "model_not_found", "model"),
+}
+
+# A failure for a passing reason: a 503 with (code, seconds to wait before sending the request again).
+PASSING_FAILURES: dict[str, tuple[str, float]] = {
+    # 503, not the contract's suggested 408: a 408 says the *client* was too slow to send its request
+    # (RFC 9110), while this one arrived whole and waited in the generate backlog until nobody could
+    # still want it. The server was overloaded, the request is fine and may be sent again as is.
+    # Its wait is a full queue's: the backlog drains at a generation's pace.
+    "expired": ("request_expired", BUSY_RETRY_AFTER_S),
+    # The retrieval service restarting or reconnecting: as upstream.py's 503s.
+    "retrieval_unavailable": ("retrieval_unavailable", 1),
 }
 
 
@@ -31,23 +39,9 @@ def generation_failed(failed: GenerationFailed) -> ApiError:
     if failed.code in CLIENT_FAILURES:
         status, code, param = CLIENT_FAILURES[failed.code]
         return ApiError(status, failed.error, code=code, param=param)
-    if failed.code == "expired":
-        # 503, not the contract's suggested 408: a 408 says the *client* was too slow to send its request
-        # (RFC 9110), while this one arrived whole and waited in the generate backlog until nobody could
-        # still want it. The server was overloaded, the request is fine and may be sent again as is.
-        return ApiError(
-            503,
-            f"generation failed: {failed.error}",
-            code="request_expired",
-            headers={"Retry-After": str(EXPIRED_RETRY_AFTER_S)},
-        )
-    if failed.code == "retrieval_unavailable":
-        return ApiError(
-            503,
-            f"generation failed: {failed.error}",
-            code="retrieval_unavailable",
-            headers={"Retry-After": str(RETRIEVAL_RETRY_AFTER_S)},
-        )
+    if failed.code in PASSING_FAILURES:
+        code, after_s = PASSING_FAILURES[failed.code]
+        return retry_later(503, f"generation failed: {failed.error}", code=code, after_s=after_s)
     return ApiError(502, f"generation failed: {failed.error}", code="generation_failed")
 
 

@@ -11,17 +11,8 @@ from gyre_gateway.chat.protocol import AssistantMessage, ChatCompletion, Choice,
 
 
 def citations_out(citations: tuple[Citation, ...]) -> list[CitationOut]:
-    return [
-        CitationOut(
-            number=c.number,
-            document_id=c.document_id,
-            chunk_id=c.chunk_id,
-            title=c.title,
-            score=c.score,
-            excerpt=c.excerpt,
-        )
-        for c in citations
-    ]
+    """The answer's sources as the API shows them: CitationOut has the contract's fields, as UsageInfo has."""
+    return [CitationOut(**msgspec.structs.asdict(c)) for c in citations]
 
 
 def completion_response(completed: GenerationCompleted, created: int) -> ChatCompletion:

@@ -19,8 +19,8 @@ import struct
 from gyre_contracts import EmbedRequest, EmbedResult
 from gyre_gateway.auth import Caller
 from gyre_gateway.embeddings.protocol import EmbeddingData, EmbeddingList, EmbeddingRequest, EmbeddingUsage
-from gyre_gateway.errors import ApiError
-from gyre_gateway.rate_limit import RateLimiter, retry_after_header
+from gyre_gateway.errors import ApiError, retry_later
+from gyre_gateway.rate_limit import RateLimiter
 from gyre_gateway.upstream import request_reply, upstream_failure
 from gyre_runtime.config import Settings
 from gyre_runtime.logging import get_logger
@@ -101,22 +101,18 @@ def take_input_allowance(limiter: RateLimiter, caller: Caller, inputs: int, per_
         )
     wait_s = limiter.acquire(caller.key_id, per_minute, inputs)
     if wait_s > 0:
-        raise ApiError(
+        raise retry_later(
             429,
             f"embedding rate limit of {per_minute} inputs per minute reached for API key {caller.key_id}; "
             f"retry after {wait_s:.1f}s",
             code="rate_limit_exceeded",
-            headers={"Retry-After": retry_after_header(wait_s)},
+            after_s=wait_s,
         )
 
 
 def embed_queue_full(result: EmbedResult) -> ApiError:
-    return ApiError(
-        429,
-        f"embed service busy: {result.error}",
-        code="embed_queue_full",
-        headers={"Retry-After": retry_after_header(result.retry_after_s)},
-    )
+    message = f"embed service busy: {result.error}"
+    return retry_later(429, message, code="embed_queue_full", after_s=result.retry_after_s)
 
 
 async def create_embeddings(
