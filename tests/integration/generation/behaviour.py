@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from gyre_contracts import SamplingParams as GenerationParams
+from gyre_contracts import SamplingParams
 from gyre_runtime.generation import ChatTurn, GenerationError, GenerationStream, Generator
 from tests.support.models import GENERATOR, built_models
 
@@ -52,7 +52,7 @@ async def collect(stream: GenerationStream) -> list[str]:
         return [delta async for delta in stream]
 
 
-async def generate(generator: Generator, messages: Sequence[ChatTurn], params: GenerationParams) -> str:
+async def generate(generator: Generator, messages: Sequence[ChatTurn], params: SamplingParams) -> str:
     return "".join(await collect(generator.stream(messages, params)))
 
 
@@ -70,13 +70,13 @@ class GeneratorBehaviour:
     max_tokens_tolerance: int = 0
 
     async def test_a_greedy_answer_to_a_simple_question_is_right(self, generator: Generator) -> None:
-        text = await generate(generator, CAPITAL, GenerationParams(max_tokens=32))
+        text = await generate(generator, CAPITAL, SamplingParams(max_tokens=32))
         assert "Paris" in text, text
 
     async def test_an_answer_streams_in_several_deltas_then_reports_its_end_and_token_counts(
         self, generator: Generator
     ) -> None:
-        params = GenerationParams(max_tokens=64)
+        params = SamplingParams(max_tokens=64)
         stream = generator.stream(STORY, params)
         started = time.perf_counter()
         first_delta_at: float | None = None
@@ -100,7 +100,7 @@ class GeneratorBehaviour:
         )
 
     async def test_max_tokens_bounds_the_answer(self, generator: Generator) -> None:
-        stream = generator.stream(STORY, GenerationParams(max_tokens=8))
+        stream = generator.stream(STORY, SamplingParams(max_tokens=8))
         text = "".join(await collect(stream))
         assert text
         assert stream.finish_reason == "length"
@@ -108,9 +108,9 @@ class GeneratorBehaviour:
 
     async def test_a_stop_sequence_ends_the_text_just_before_it(self, generator: Generator) -> None:
         # Greedy decoding is deterministic, so the stopped answer is a prefix of the unstopped one.
-        full = await generate(generator, STORY, GenerationParams(max_tokens=40))
+        full = await generate(generator, STORY, SamplingParams(max_tokens=40))
         stop = stop_word_of(full)
-        stream = generator.stream(STORY, GenerationParams(max_tokens=40, stop=(stop, "never-seen-stop")))
+        stream = generator.stream(STORY, SamplingParams(max_tokens=40, stop=(stop, "never-seen-stop")))
         text = "".join(await collect(stream))
         assert text == full[: full.index(stop)], (stop, full, text)
         assert stop not in text
@@ -119,7 +119,7 @@ class GeneratorBehaviour:
     async def test_the_same_seed_gives_the_same_sampled_text_where_the_backend_guarantees_it(
         self, generator: Generator
     ) -> None:
-        params = GenerationParams(max_tokens=24, temperature=0.9, top_p=0.95, seed=1234)
+        params = SamplingParams(max_tokens=24, temperature=0.9, top_p=0.95, seed=1234)
         first = await generate(generator, STORY, params)
         second = await generate(generator, STORY, params)
         assert first and second
@@ -129,7 +129,7 @@ class GeneratorBehaviour:
             print(f"\n[{generator.version}] no seed guarantee; same text: {first == second}")
 
     async def test_aclose_mid_stream_cancels_the_generation(self, generator: Generator) -> None:
-        stream = generator.stream(STORY, GenerationParams(max_tokens=200))
+        stream = generator.stream(STORY, SamplingParams(max_tokens=200))
         async with asyncio.timeout(STREAM_TIMEOUT_S):
             received = [await anext(stream), await anext(stream)]
             await stream.aclose()
@@ -138,13 +138,13 @@ class GeneratorBehaviour:
         assert stream.finish_reason == "cancelled"
         assert stream.completion_tokens < 200
         # The backend is free again: a new request is served at once, not after the cancelled one.
-        assert await generate(generator, CAPITAL, GenerationParams(max_tokens=4))
+        assert await generate(generator, CAPITAL, SamplingParams(max_tokens=4))
 
     async def test_two_concurrent_streams_interleave_without_head_of_line_blocking(self, generator: Generator) -> None:
         started = time.perf_counter()
 
         async def timed(messages: Sequence[ChatTurn]) -> tuple[GenerationStream, float, float, str]:
-            stream = generator.stream(messages, GenerationParams(max_tokens=40))
+            stream = generator.stream(messages, SamplingParams(max_tokens=40))
             first_delta_at = 0.0
             parts: list[str] = []
             async with asyncio.timeout(STREAM_TIMEOUT_S):
@@ -172,7 +172,7 @@ class RemoteGeneratorBehaviour(GeneratorBehaviour):
     async def test_an_unreachable_backend_raises_generation_error(self, unreachable_generator: Generator) -> None:
         try:
             with pytest.raises(GenerationError) as raised:
-                await generate(unreachable_generator, CAPITAL, GenerationParams(max_tokens=4))
+                await generate(unreachable_generator, CAPITAL, SamplingParams(max_tokens=4))
         finally:
             await unreachable_generator.close()
         assert str(raised.value)
