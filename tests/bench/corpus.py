@@ -49,7 +49,6 @@ from gyre_cli.stack import SERVICES, LocalStack
 from gyre_contracts import ChunksReady, DocumentIndexed, DocumentRejected, decode_event
 from gyre_embed.indexing import embedding_text
 from gyre_runtime.bus.connection import Bus, connect
-from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.bus.stored import stored_events
 from gyre_runtime.config import load_settings
 from gyre_runtime.models.embedder import OnnxEmbedder
@@ -57,6 +56,7 @@ from gyre_runtime.vectorstore import point_id
 from tests.bench.queries import CORPUS_DIR, QUERIES_PATH, Query, grade, load_or_build, normalize_heading
 from tests.bench.sections import write_section
 from tests.support.nats_server import free_port
+from tests.support.publishing import publish_many
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "bench-corpus-key"
@@ -326,7 +326,7 @@ async def replay_embed(stack: LocalStack, events: Sequence[ChunksReady], timeout
     pid = stack.processes["embed"].pid
     cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
-    await Publisher(bus, "bench-corpus").publish_many((e, None) for e in replayed)
+    await publish_many(bus, [(e, None) for e in replayed], source="gyre/bench-corpus")
     await watcher.wait(timeout_s, "embed replay")
     elapsed = (watcher.last_at or time.perf_counter()) - started
     cpu = cpu_seconds(pid) - cpu_before

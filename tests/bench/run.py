@@ -24,12 +24,12 @@ from gyre_cli.stack import SERVICES, LocalStack
 from gyre_contracts import Chunk, ChunksReady, SamplingParams
 from gyre_generate.prompting import SYSTEM_WITHOUT_SOURCES
 from gyre_runtime.bus.connection import connect
-from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import load_settings
 from gyre_runtime.generation.onnx import OnnxGenaiBackend
 from gyre_runtime.models.embedder import OnnxEmbedder
 from tests.bench.sections import write_section
 from tests.support.nats_server import free_port
+from tests.support.publishing import publish_many
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "bench-key"
@@ -59,7 +59,6 @@ async def pipeline_chunks_per_s(stack: LocalStack, texts: list[str], per_doc: in
     """Publish ChunksReady events, time until every DocumentIndexed has arrived."""
     settings = load_settings({}, nats_url=stack.nats_url)
     bus = await connect(settings, name="bench")
-    publisher = Publisher(bus, "bench")
     docs = [texts[i : i + per_doc] for i in range(0, len(texts), per_doc)]
     remaining = {f"bench-{i}" for i in range(len(docs))}
     done = asyncio.Event()
@@ -82,7 +81,7 @@ async def pipeline_chunks_per_s(stack: LocalStack, texts: list[str], per_doc: in
         for i, doc in enumerate(docs)
     ]
     started = time.perf_counter()
-    await publisher.publish_many(events)
+    await publish_many(bus, events, source="gyre/bench")
     await asyncio.wait_for(done.wait(), 1800)
     elapsed = time.perf_counter() - started
     await sub.unsubscribe()

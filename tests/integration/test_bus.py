@@ -30,6 +30,7 @@ from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import Settings
 from gyre_runtime.state.documents import DocumentRecord, DocumentRegistry
 from tests.support.nats_server import NatsServer
+from tests.support.publishing import publish_many
 from tests.support.services import consumer_info, read_dead_letters, running_ingest
 
 REPLICA_SCRIPT = Path(__file__).with_name("replica.py")
@@ -195,7 +196,7 @@ async def test_two_replicas_share_one_consumer_and_each_message_is_handled_once(
     await asyncio.gather(replicas("r1", work_ms=200), replicas("r2", work_ms=200))
     ids = [f"doc-{i:02d}" for i in range(40)]
 
-    acks = await Publisher(bus, "test").publish_many((submitted(i), None) for i in ids)
+    acks = await publish_many(bus, [(submitted(i), None) for i in ids])
     assert len({a.seq for a in acks}) == 40
 
     await reports.wait_until(lambda: reports.handled_ids() >= set(ids), "all 40 documents handled")
@@ -224,7 +225,7 @@ async def test_a_replica_killed_mid_work_has_its_messages_redelivered_to_the_oth
     assert info.config.ack_wait == pytest.approx(1.0)
     ids = [f"doc-{i:02d}" for i in range(20)]
 
-    await Publisher(bus, "test").publish_many((submitted(i), None) for i in ids)
+    await publish_many(bus, [(submitted(i), None) for i in ids])
     await reports.wait_until(lambda: any(r.replica == "A" for r in reports.started), "replica A to start a message")
     await a.kill()
     a_started = {r.document_id for r in reports.started if r.replica == "A"}
@@ -427,7 +428,7 @@ async def test_a_duplicate_publish_with_the_same_ce_id_is_dropped(bus: Bus, sett
         assert second.seq == first.seq
         assert await stream_messages(bus, INGEST_STREAM) == 1
         # publish_many de-duplicates the same way.
-        again = await publisher.publish_many([(submitted("once"), "same-ce-id"), (submitted("sentinel"), None)])
+        again = await publish_many(bus, [(submitted("once"), "same-ce-id"), (submitted("sentinel"), None)])
         assert [a.duplicate for a in again] == [True, None]
         await asyncio.wait_for(sentinel_handled.wait(), WAIT_S)
         await wait_consumer_drained(bus, again[1].seq)

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -142,6 +141,3 @@ def folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def die(msg: str, code: int = 1) -> None:
-    log(f"ERROR: {msg}")
-    sys.exit(code)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gyre_runtime.bus import permissions
 from gyre_runtime.bus.credentials import Credential, render_authorization
 from gyre_runtime.bus.permissions import (
     SERVICE_ACCESS,
@@ -15,12 +14,19 @@ from gyre_runtime.bus.permissions import (
     publisher_permissions,
     service_permissions,
 )
-from gyre_runtime.bus.topology import CONSUMERS
+from gyre_runtime.bus.topology import BUCKETS, CONSUMERS, OBJECT_STORES, STREAMS
 
 
 def test_every_service_has_a_row_and_every_bucket_it_names_exists() -> None:
+    """A typo in the table would lock a service out of what it needs."""
     assert set(SERVICE_ACCESS) == set(SERVICES)
-    permissions.check_table()
+    buckets = {spec.name for spec in BUCKETS}
+    stores = {spec.name for spec in OBJECT_STORES}
+    streams = {spec.name for spec in STREAMS}
+    for access in SERVICE_ACCESS.values():
+        assert {*access.reads, *access.writes} <= buckets, access.service
+        assert {*access.reads_objects, *access.writes_objects} <= stores, access.service
+        assert {*access.replays, *access.inspects, *access.deletes_from} <= streams, access.service
 
 
 @pytest.mark.parametrize("spec", CONSUMERS, ids=lambda spec: spec.durable)

@@ -40,7 +40,7 @@ from gyre_contracts import (
     TokenDelta,
 )
 from gyre_contracts.limits import TENANT_ID_RULE, is_tenant_id
-from gyre_runtime.bus.topology import BUCKETS, OBJECT_STORES, STREAMS, ConsumerSpec, consumers_of
+from gyre_runtime.bus.topology import STREAMS, ConsumerSpec, consumers_of
 
 ADMIN = "admin"
 PUBLISHER_PREFIX = "publisher-"
@@ -68,10 +68,6 @@ class ServiceAccess:
     replays: tuple[str, ...] = ()  # streams it reads through short-lived consumers of its own
     inspects: tuple[str, ...] = ()  # streams whose state (not messages) it reads: sequences, counts
     deletes_from: tuple[str, ...] = ()  # streams it deletes single messages from (a deleted document's content)
-
-
-def _stream_subjects(stream: str) -> tuple[str, ...]:
-    return next(spec.subjects for spec in STREAMS if spec.name == stream)
 
 
 # The one table of what each service may do. A change in what a service does on the bus (a new event,
@@ -305,20 +301,6 @@ def topology_names_of(identity: str, naming: Naming | None = None) -> tuple[str,
     names += [f"KV_{naming.bucket(b)}" for b in (*access.reads, *access.writes)]
     names += [f"OBJ_{naming.bucket(b)}" for b in (*access.reads_objects, *access.writes_objects)]
     return tuple(dict.fromkeys(names))
-
-
-def check_table() -> None:
-    """Every bucket and object store the table names exists in the topology (a typo would lock a service out)."""
-    buckets = {spec.name for spec in BUCKETS}
-    stores = {spec.name for spec in OBJECT_STORES}
-    streams = {spec.name for spec in STREAMS}
-    for access in SERVICE_ACCESS.values():
-        for bucket in (*access.reads, *access.writes):
-            assert bucket in buckets, f"{access.service}: unknown bucket {bucket}"
-        for store in (*access.reads_objects, *access.writes_objects):
-            assert store in stores, f"{access.service}: unknown object store {store}"
-        for stream in (*access.replays, *access.inspects, *access.deletes_from):
-            assert stream in streams, f"{access.service}: unknown stream {stream}"
 
 
 def _quoted(values: tuple[str, ...]) -> str:

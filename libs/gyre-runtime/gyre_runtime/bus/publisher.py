@@ -4,13 +4,10 @@ A service's publishers are declared on its FastStream broker (:mod:`gyre_runtime
 is what the AsyncAPI document lists; :class:`Publisher` refuses a subject outside them, so the
 document cannot fall behind what runs. The messages themselves go out through nats-py on the
 broker's connection: FastStream's ``publish`` adds headers of its own (content type, correlation id)
-to Gyre's CloudEvents ones and awaits each ack, where ``publish_many`` pipelines them.
+to Gyre's CloudEvents ones.
 """
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import Iterable
 
 from nats.aio.msg import Msg
 from nats.js import api as js_api
@@ -68,14 +65,6 @@ class Publisher:
         """Publish to JetStream and wait for its ack. A repeated ``event_id`` is dropped (ack.duplicate)."""
         subj, body, headers = self._message(event, event_id, subject, traceparent)
         return await self.bus.js.publish(subj, body, headers=headers)
-
-    async def publish_many(self, events: Iterable[tuple[Event, str | None]]) -> list[js_api.PubAck]:
-        """Publish many (event, event_id) pairs with async publish, gathering the acks at the end."""
-        futures = []
-        for event, event_id in events:
-            subj, body, headers = self._message(event, event_id, None, None)
-            futures.append(await self.bus.js.publish_async(subj, body, headers=headers))
-        return list(await asyncio.gather(*futures))
 
     async def reply(self, request: Msg, event: Event) -> None:
         """Answer a request/reply call with the reply's own CloudEvents headers.

@@ -45,4 +45,4 @@ def find_injections(text: str) -> list[str]:
 
 
 def looks_like_injection(text: str) -> bool:
-    return any(pattern.search(text) for _, pattern in INJECTION_PATTERNS)
+    return bool(find_injections(text))
