@@ -21,7 +21,7 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gyre_gateway.errors import ApiError, retry_later
+from gyre_gateway.errors import ApiError, bus_hiccup, retry_later
 from gyre_gateway.rate_limit import RateLimiter
 from gyre_gateway.upstream import connected, service_of
 from gyre_runtime.logging import get_logger
@@ -109,12 +109,8 @@ class StoredKeys:
         try:
             record = await (await ApiKeyStore.open(service.bus)).get_by_hash(key_hash)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise retry_later(
-                503,
-                f"cannot check the API key: the key store did not answer ({type(exc).__name__}); retry shortly",
-                code="key_store_unavailable",
-                after_s=1,
-            ) from exc
+            what_failed = "cannot check the API key: the key store did not answer"
+            raise bus_hiccup(what_failed, exc, code="key_store_unavailable") from exc
         self.remember(key_hash, record)
         return record
 
@@ -170,13 +166,12 @@ def forbidden(caller: Caller, scope: Scope) -> ApiError:
     )
 
 
-def rate_limited(caller: Caller, limit: int, wait_s: float) -> ApiError:
-    return retry_later(
-        429,
-        f"rate limit of {limit} requests per minute reached for API key {caller.key_id}; retry after {wait_s:.1f}s",
-        code="rate_limit_exceeded",
-        after_s=wait_s,
-    )
+def rate_limited(
+    caller: Caller, limit: int, wait_s: float, *, unit: str = "requests", name: str = "rate limit"
+) -> ApiError:
+    """The 429 for a key over one of its per-minute limits (``limit`` ``unit`` a minute)."""
+    message = f"{name} of {limit} {unit} per minute reached for API key {caller.key_id}; retry after {wait_s:.1f}s"
+    return retry_later(429, message, code="rate_limit_exceeded", after_s=wait_s)
 
 
 def admit(request: Request, caller: Caller, scope: Scope) -> None:

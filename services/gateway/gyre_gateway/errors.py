@@ -84,6 +84,14 @@ def retry_later(status_code: int, message: str, *, code: str, after_s: float) ->
     return ApiError(status_code, message, code=code, headers={"Retry-After": retry_after_header(after_s)})
 
 
+def bus_hiccup(what_failed: str, exc: BaseException, *, code: str) -> ApiError:
+    """The 503 for a bus call that failed for a passing reason (a node lost, JetStream electing a leader).
+
+    Not the caller's fault and not lasting: the same request may simply be sent again a second later.
+    """
+    return retry_later(503, f"{what_failed} ({type(exc).__name__}); retry shortly", code=code, after_s=1)
+
+
 class HttpApiError(StarletteHTTPException):
     """An ApiError raised where FastAPI lets only HTTP exceptions through unchanged (while it reads a body)."""
 
@@ -190,12 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # A KV read or write the bus could not answer (a node lost, JetStream electing a leader):
         # passing, not the gateway's fault, and the client can simply retry.
         log.warning("bus_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
-        return error_response(
-            retry_later(
-                503, f"the event bus did not answer ({type(exc).__name__}); retry shortly",
-                code="bus_unavailable", after_s=1,
-            )
-        )
+        return error_response(bus_hiccup("the event bus did not answer", exc, code="bus_unavailable"))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")

@@ -8,7 +8,7 @@ import nats.errors
 from fastapi import Request
 
 from gyre_contracts import Event, cloudevent_headers, encode_body
-from gyre_gateway.errors import ApiError, retry_later
+from gyre_gateway.errors import ApiError, bus_hiccup, retry_later
 from gyre_runtime.bus import requests
 from gyre_runtime.service import Service
 
@@ -85,12 +85,7 @@ async def publish(service: Service, event: Event, *, event_id: str, traceparent:
     except ApiError:
         raise
     except (nats.errors.Error, TimeoutError) as exc:
-        raise retry_later(
-            503,
-            f"the event bus did not accept {event.event_type()} ({type(exc).__name__}); retry shortly",
-            code="publish_failed",
-            after_s=1,
-        ) from exc
+        raise bus_hiccup(f"the event bus did not accept {event.event_type()}", exc, code="publish_failed") from exc
 
 
 def upstream_failure(error: str, service_name: str) -> ApiError:

@@ -17,7 +17,7 @@ import base64
 import struct
 
 from gyre_contracts import EmbedRequest, EmbedResult
-from gyre_gateway.auth import Caller
+from gyre_gateway.auth import Caller, rate_limited
 from gyre_gateway.embeddings.protocol import EmbeddingData, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 from gyre_gateway.errors import ApiError, retry_later
 from gyre_gateway.rate_limit import RateLimiter
@@ -101,13 +101,7 @@ def take_input_allowance(limiter: RateLimiter, caller: Caller, inputs: int, per_
         )
     wait_s = limiter.acquire(caller.key_id, per_minute, inputs)
     if wait_s > 0:
-        raise retry_later(
-            429,
-            f"embedding rate limit of {per_minute} inputs per minute reached for API key {caller.key_id}; "
-            f"retry after {wait_s:.1f}s",
-            code="rate_limit_exceeded",
-            after_s=wait_s,
-        )
+        raise rate_limited(caller, per_minute, wait_s, unit="inputs", name="embedding rate limit")
 
 
 def embed_queue_full(result: EmbedResult) -> ApiError:
