@@ -18,7 +18,7 @@ from gyre_contracts import (
 from gyre_gateway.chat.backpressure import admit_generation
 from gyre_gateway.chat.protocol import ChatCompletionRequest
 from gyre_gateway.chat.request import generation_request
-from gyre_gateway.chat.serving import GenerationFollower, start_chat_stream
+from gyre_gateway.chat.serving import GenerationFollower, start_chat
 from gyre_gateway.disconnect import unless_client_leaves
 from gyre_gateway.errors import ApiError
 from gyre_runtime.config import load_settings
@@ -82,7 +82,7 @@ async def test_a_refused_request_is_never_published() -> None:
     nc = bus_with(load=GenerationLoad(in_flight=9, capacity=1))
     service = chat_service(nc)
     with pytest.raises(ApiError):
-        await start_chat_stream(service, "tenant-a", body(stream=True))
+        await start_chat(service, "tenant-a", body(stream=True))
     assert service.publisher.events == [] and nc.published == []
 
 
@@ -152,7 +152,7 @@ async def test_a_failure_before_any_token_is_a_plain_502_for_a_stream() -> None:
     failed = GenerationFailed(tenant="tenant-a", request_id=REQUEST_ID, error="model fell over")
     nc = bus_with(load=GenerationLoad(in_flight=0, capacity=1), stream=[failed])
     with pytest.raises(ApiError) as caught:
-        await start_chat_stream(chat_service(nc), "tenant-a", body(stream=True))
+        await start_chat(chat_service(nc), "tenant-a", body(stream=True))
     assert caught.value.status_code == 502 and "model fell over" in caught.value.message
     assert nc.cancels() == [] and nc.sub.unsubscribed
 

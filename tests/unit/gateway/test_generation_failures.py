@@ -16,7 +16,7 @@ from gyre_contracts import GenerationFailed, GenerationLoad, TokenDelta
 from gyre_contracts.generate import FailureCode
 from gyre_gateway.chat.failures import generation_failed
 from gyre_gateway.chat.protocol import ChatCompletionRequest
-from gyre_gateway.chat.serving import StreamMessage, complete_chat, start_chat_stream, stream_chat_events
+from gyre_gateway.chat.serving import StreamMessage, complete_chat, start_chat, stream_chat_events
 from gyre_gateway.errors import ApiError, error_response
 from tests.support.fake_bus import FakeNats, fake_service
 
@@ -108,7 +108,7 @@ def chat_body(**fields: Any) -> ChatCompletionRequest:
 async def test_a_plain_request_answers_a_failure_with_its_codes_status() -> None:
     service = service_with([failed("unknown_model", "no model 'gpt-9'")])
     with pytest.raises(ApiError) as caught:
-        await complete_chat(service, "tenant-a", chat_body(model="gpt-9"))
+        await complete_chat(await start_chat(service, "tenant-a", chat_body(model="gpt-9")))
     assert caught.value.status_code == 404 and caught.value.code == "model_not_found"
     assert caught.value.message == "no model 'gpt-9'"
 
@@ -116,7 +116,7 @@ async def test_a_plain_request_answers_a_failure_with_its_codes_status() -> None
 async def test_a_stream_failing_before_its_first_token_is_still_a_plain_error_with_its_codes_status() -> None:
     service = service_with([failed("retrieval_unavailable", "retrieval did not answer in 5s")])
     with pytest.raises(ApiError) as caught:
-        await start_chat_stream(service, "tenant-a", chat_body(stream=True))
+        await start_chat(service, "tenant-a", chat_body(stream=True))
     assert caught.value.status_code == 503 and caught.value.code == "retrieval_unavailable"
     assert caught.value.headers == {"Retry-After": "1"}
 

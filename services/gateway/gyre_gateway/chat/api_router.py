@@ -10,7 +10,7 @@ from starlette.background import BackgroundTask
 
 from gyre_gateway.auth import QueryTenant
 from gyre_gateway.chat.protocol import PROMPT_LABEL_HEADER, PROMPT_LABEL_PATTERN, ChatCompletion, ChatCompletionRequest
-from gyre_gateway.chat.serving import complete_chat, start_chat_stream, stream_chat_events
+from gyre_gateway.chat.serving import complete_chat, start_chat, stream_chat_events
 from gyre_gateway.disconnect import unless_client_leaves
 from gyre_gateway.upstream import service_of, traceparent_of
 
@@ -44,11 +44,13 @@ async def create_chat_completion(
     """
     service = service_of(request)
     traceparent = traceparent_of(request)
-    if not body.stream:
-        work = complete_chat(service, tenant, body, traceparent=traceparent, prompt_label=prompt_label)
-        return await unless_client_leaves(request, work)
-    start = start_chat_stream(service, tenant, body, traceparent=traceparent, prompt_label=prompt_label)
+    start = start_chat(service, tenant, body, traceparent=traceparent, prompt_label=prompt_label)
     follower = await unless_client_leaves(request, start)
+    if not body.stream:
+        try:
+            return await unless_client_leaves(request, complete_chat(follower))
+        finally:
+            await follower.close()  # also when the client left before complete_chat began
     model = body.model or service.settings.generation_model
     return StreamingResponse(
         stream_chat_events(follower, model),

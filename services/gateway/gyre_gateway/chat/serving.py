@@ -148,32 +148,7 @@ class GenerationFollower:
             message = await self._next()
 
 
-async def complete_chat(
-    service: Service,
-    tenant: str,
-    body: ChatCompletionRequest,
-    *,
-    traceparent: str | None = None,
-    prompt_label: str | None = None,
-) -> ChatCompletion:
-    """Non-streamed: wait for GenerationCompleted and answer one chat.completion."""
-    request = generation_request(tenant, body, new_request_id(), service.settings, prompt_label=prompt_label)
-    await admit_generation(service, tenant)
-    follower = GenerationFollower(service, request, traceparent=traceparent)
-    created = int(time.time())
-    await follower.start()
-    try:
-        async for message in follower.messages():
-            if isinstance(message, GenerationCompleted):
-                return completion_response(message, created)
-            if isinstance(message, GenerationFailed):
-                raise generation_failed(message)
-    finally:
-        await follower.close()
-    raise AssertionError("unreachable: messages() ends with Completed or Failed")
-
-
-async def start_chat_stream(
+async def start_chat(
     service: Service,
     tenant: str,
     body: ChatCompletionRequest,
@@ -182,8 +157,8 @@ async def start_chat_stream(
     prompt_label: str | None = None,
 ) -> GenerationFollower:
     """Publish the request and wait for its first message, so that a refusal, a failure before any token
-    or no token in time is still a plain HTTP error (429, 502, 503, 504); the body follows with
-    stream_chat_events. The first token is sent as soon as it is here: no time is added to it."""
+    or no token in time is still a plain HTTP error (429, 502, 503, 504); the answer follows with
+    complete_chat or stream_chat_events. The first token is sent as soon as it is here: no time is added to it."""
     request = generation_request(tenant, body, new_request_id(), service.settings, prompt_label=prompt_label)
     await admit_generation(service, tenant)
     follower = GenerationFollower(service, request, traceparent=traceparent)
@@ -197,6 +172,20 @@ async def start_chat_stream(
         await follower.close()
         raise generation_failed(first)
     return follower
+
+
+async def complete_chat(follower: GenerationFollower) -> ChatCompletion:
+    """Non-streamed: wait for GenerationCompleted and answer one chat.completion."""
+    created = int(time.time())
+    try:
+        async for message in follower.messages():
+            if isinstance(message, GenerationCompleted):
+                return completion_response(message, created)
+            if isinstance(message, GenerationFailed):
+                raise generation_failed(message)
+    finally:
+        await follower.close()
+    raise AssertionError("unreachable: messages() ends with Completed or Failed")
 
 
 async def stream_chat_events(follower: GenerationFollower, model: str) -> AsyncIterator[bytes]:
