@@ -267,40 +267,42 @@ async def ensure_streams(bus: Bus) -> None:
         await ensure_stream(bus, spec)
 
 
+async def _ensure_store(
+    kind: str, name: str, lookup: Callable[[str], Awaitable[object]], create: Callable[[], Awaitable[object]]
+) -> None:
+    """Create the KV bucket or object store ``name`` unless ``lookup`` finds it.
+
+    Create is reached only when the lookup found nothing, so a refusal there means another replica
+    created it in between: the store exists, which is all this asks.
+    """
+    try:
+        await lookup(name)
+    except NotFoundError:
+        try:
+            await create()
+        except BadRequestError:
+            return
+        log.info(f"{kind}_created", bucket=name)
+
+
 async def ensure_buckets(bus: Bus) -> None:
     for spec in BUCKETS:
         name = bus.bucket_name(spec.name)
-        try:
-            await bus.js.key_value(name)
-        except NotFoundError:
-            await bus.js.create_key_value(
-                js_api.KeyValueConfig(
-                    bucket=name,
-                    history=spec.history,
-                    description=spec.description,
-                    replicas=bus.settings.stream_replicas,
-                )
-            )
-            log.info("bucket_created", bucket=name)
+        config = js_api.KeyValueConfig(
+            bucket=name, history=spec.history, description=spec.description, replicas=bus.settings.stream_replicas
+        )
+        await _ensure_store("bucket", name, bus.js.key_value, functools.partial(bus.js.create_key_value, config))
 
 
 async def ensure_object_stores(bus: Bus) -> None:
     for spec in OBJECT_STORES:
         name = bus.bucket_name(spec.name)
-        try:
-            await bus.js.object_store(name)
-        except NotFoundError:
-            try:
-                await bus.js.create_object_store(
-                    name,
-                    js_api.ObjectStoreConfig(
-                        bucket=name, description=spec.description, replicas=bus.settings.stream_replicas,
-                        storage=js_api.StorageType.FILE,
-                    ),
-                )
-            except BadRequestError:  # another replica created it first
-                continue
-            log.info("object_store_created", bucket=name)
+        config = js_api.ObjectStoreConfig(
+            bucket=name, description=spec.description, replicas=bus.settings.stream_replicas,
+            storage=js_api.StorageType.FILE,
+        )
+        create = functools.partial(bus.js.create_object_store, name, config)
+        await _ensure_store("object_store", name, bus.js.object_store, create)
 
 
 async def ensure_topology(bus: Bus) -> None:
