@@ -11,6 +11,7 @@ import dataclasses
 
 import msgspec
 import pytest
+from nats.js.api import ConsumerInfo
 
 from gyre_contracts import DeadLetter, DocumentSubmitted, decode_event
 from gyre_runtime.bus import topology
@@ -22,6 +23,16 @@ from tests.support.services import consumer_info, running_ingest
 
 WAIT_S = 30.0  # upper bound of any single wait; the whole test normally takes a few seconds
 MAX_PROCESSING_S = 1.0
+
+
+async def settled_consumer_info(bus: Bus) -> ConsumerInfo:
+    """The ingest consumer's info once it has nothing pending or waiting for an ack (within WAIT_S)."""
+    async with asyncio.timeout(WAIT_S):
+        info = await consumer_info(bus)
+        while info.num_ack_pending or info.num_pending:
+            await asyncio.sleep(0.05)
+            info = await consumer_info(bus)
+    return info
 
 
 @pytest.fixture
@@ -67,11 +78,7 @@ async def test_a_handler_that_never_returns_is_stopped_retried_then_dead_lettere
         await publisher.publish(DocumentSubmitted(document_id="after", text="Waits for the only slot."))
         letter = decode_event((await dead_letters.next_msg(timeout=WAIT_S)).data, DeadLetter)
         await asyncio.wait_for(handled_after.wait(), WAIT_S)
-        async with asyncio.timeout(WAIT_S):
-            info = await consumer_info(bus)
-            while info.num_ack_pending or info.num_pending:
-                await asyncio.sleep(0.05)
-                info = await consumer_info(bus)
+        info = await settled_consumer_info(bus)
     await dead_letters.unsubscribe()
 
     # Delivered twice (max_deliver), each time cancelled at the limit; then dead-lettered with the reason.
@@ -95,9 +102,5 @@ async def test_a_handler_within_its_limit_is_acked_as_before(
     async with running_ingest(settings, handle):
         await Publisher(bus, "test").publish(DocumentSubmitted(document_id="quick", text="Done well in time."))
         await asyncio.wait_for(done.wait(), WAIT_S)
-        async with asyncio.timeout(WAIT_S):
-            info = await consumer_info(bus)
-            while info.num_ack_pending or info.num_pending:
-                await asyncio.sleep(0.05)
-                info = await consumer_info(bus)
+        info = await settled_consumer_info(bus)
     assert info.delivered.consumer_seq == 1  # delivered once: acked, not redelivered
