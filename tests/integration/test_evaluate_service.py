@@ -118,6 +118,18 @@ async def request(bus: Bus, **fields: object) -> tuple[str, asyncio.Future[Evalu
     return evaluation_id, done
 
 
+async def run_evaluation(
+    settings: Settings, bus: Bus, timeout_s: float = 30, **fields: object
+) -> tuple[str, EvaluationCompleted]:
+    """One run on an evaluate replica started for it: its id and its EvaluationCompleted."""
+    evaluate = await start_evaluate(settings)
+    try:
+        evaluation_id, done = await request(bus, **fields)
+        return evaluation_id, await asyncio.wait_for(done, timeout_s)
+    finally:
+        await evaluate.stop()
+
+
 async def test_a_run_scores_every_item_through_the_live_pipeline_and_stores_its_results(
     settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
 ) -> None:
@@ -128,12 +140,9 @@ async def test_a_run_scores_every_item_through_the_live_pipeline_and_stores_its_
         completions.append(decode_event(msg.data, GenerationCompleted))
 
     watch = await bus.nc.subscribe(bus.subject("generate.completed"), cb=on_generation)
-    evaluate = await start_evaluate(settings)
     try:
-        evaluation_id, done = await request(bus, set_name="zorbulon")
-        completed = await asyncio.wait_for(done, 60)
+        evaluation_id, completed = await run_evaluation(settings, bus, 60, set_name="zorbulon")
     finally:
-        await evaluate.stop()
         await watch.unsubscribe()
     assert completed.status == "completed", completed.reason
     assert completed.items == 4 and completed.set_version == 1
@@ -143,7 +152,7 @@ async def test_a_run_scores_every_item_through_the_live_pipeline_and_stores_its_
     assert metrics["unanswerable_refused"] == 1.0 and metrics["answerable_refused"] == 0.0
     assert metrics["recall_at_k"] == 1.0 and metrics["degenerate"] == 0.0
     assert metrics["grounded_sentences"] == 1.0
-    store = EvaluationStore(await bus.kv("gyre_evaluations"), await bus.object_store("gyre_evaluations"))
+    store = await EvaluationStore.open(bus)
     run = await store.get(evaluation_id)
     assert run is not None and run.status == "completed" and run.done == 4
     rows = await store.results(run)
@@ -171,7 +180,7 @@ async def test_a_second_run_with_a_baseline_is_compared_and_gated(
     assert completed.status == "completed" and completed.baseline == first_id
     assert completed.passed is False
     assert any("must_include" in failure for failure in completed.gate_failures)
-    store = EvaluationStore(await bus.kv("gyre_evaluations"), await bus.object_store("gyre_evaluations"))
+    store = await EvaluationStore.open(bus)
     run = await store.get(second_id)
     assert run is not None and run.chart_object
     chart = await store.get_object(run.chart_object)
@@ -184,12 +193,7 @@ async def test_an_unknown_set_fails_the_run_naming_the_sets_that_exist(
     settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
 ) -> None:
     await put_set(bus, ITEMS)
-    evaluate = await start_evaluate(settings)
-    try:
-        _, done = await request(bus, set_name="nope")
-        completed = await asyncio.wait_for(done, 30)
-    finally:
-        await evaluate.stop()
+    _, completed = await run_evaluation(settings, bus, set_name="nope")
     assert completed.status == "failed"
     assert "unknown golden set 'nope'" in completed.reason and "zorbulon" in completed.reason
 
@@ -198,12 +202,7 @@ async def test_with_no_generate_replica_the_run_fails_with_the_reason_instead_of
     settings: Settings, bus: Bus, retrieval: dict[str, bool]
 ) -> None:
     await put_set(bus, ITEMS)
-    evaluate = await start_evaluate(settings)
-    try:
-        _, done = await request(bus, set_name="zorbulon")
-        completed = await asyncio.wait_for(done, 30)
-    finally:
-        await evaluate.stop()
+    _, completed = await run_evaluation(settings, bus, set_name="zorbulon")
     assert completed.status == "failed"
     assert "generate.load" in completed.reason
 
@@ -219,7 +218,7 @@ async def test_a_run_interrupted_by_a_restart_resumes_where_it_stopped(
     await put_set(bus, items, name="long")
     _, model = generate
     model.delay_s = 0.05  # ~0.5 s per answer: the run is still going when its replica stops
-    store = EvaluationStore(await bus.kv("gyre_evaluations"), await bus.object_store("gyre_evaluations"))
+    store = await EvaluationStore.open(bus)
     progressed: asyncio.Queue[EvaluationProgress] = asyncio.Queue()
 
     async def on_progress(msg: Msg) -> None:
@@ -257,12 +256,7 @@ async def test_a_gate_naming_an_unknown_metric_fails_the_run_at_once(
     settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
 ) -> None:
     await put_set(bus, ITEMS)
-    evaluate = await start_evaluate(settings)
-    try:
-        _, done = await request(bus, set_name="zorbulon", floors={"wisdom": 0.5})
-        completed = await asyncio.wait_for(done, 30)
-    finally:
-        await evaluate.stop()
+    _, completed = await run_evaluation(settings, bus, set_name="zorbulon", floors={"wisdom": 0.5})
     _, model = generate
     assert completed.status == "failed" and "wisdom" in completed.reason
     assert model.prompts == []  # nothing was asked before the run failed
@@ -272,11 +266,6 @@ async def test_a_model_the_generate_replicas_do_not_serve_fails_the_run_naming_w
     settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
 ) -> None:
     await put_set(bus, ITEMS)
-    evaluate = await start_evaluate(settings)
-    try:
-        _, done = await request(bus, set_name="zorbulon", model="gemma-3-270m")
-        completed = await asyncio.wait_for(done, 30)
-    finally:
-        await evaluate.stop()
+    _, completed = await run_evaluation(settings, bus, set_name="zorbulon", model="gemma-3-270m")
     assert completed.status == "failed"
     assert "unknown model 'gemma-3-270m'" in completed.reason and "scripted:1" in completed.reason
