@@ -13,29 +13,31 @@ from gyre_ingest.formats.base import ExtractionError
 WESTERN = "“Smart quotes” – café crème brûlée, naïve façade. Œuvre for £5."
 
 
-def test_cleaning_composes_unicode_to_nfc() -> None:
-    assert clean_text("Cafe\u0301 Zu\u0308rich") == "Café Zürich"
-
-
-def test_cleaning_removes_control_characters_but_keeps_line_breaks() -> None:
-    assert clean_text("one\x00\x07 two\x1b\x7f\x85three\nfour") == "one two\nthree\nfour"
-
-
-def test_cleaning_turns_tabs_and_unicode_spaces_into_single_spaces() -> None:
-    assert clean_text("a\t\tb\u00a0\u00a0c\u2003d\u3000e   f") == "a b c d e f"
-
-
-def test_cleaning_normalises_every_kind_of_line_end() -> None:
-    assert clean_text("a\r\nb\rc\u2028d\u2029e\x0cf") == "a\nb\nc\nd\ne\nf"
-
-
-def test_cleaning_trims_lines_and_keeps_at_most_one_blank_line() -> None:
-    assert clean_text("\n\n  first  \n\n\n\n   \n second\t\n\n\n") == "first\n\nsecond"
-
-
-def test_cleaning_removes_invisible_characters_but_keeps_joiners() -> None:
-    assert clean_text("\ufeffzero\u200bwidth soft\u00adhyphen") == "zerowidth softhyphen"
-    assert clean_text("family 👩\u200d👩\u200d👧") == "family 👩\u200d👩\u200d👧"
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        pytest.param("Cafe\u0301 Zu\u0308rich", "Café Zürich", id="composes_unicode_to_nfc"),
+        pytest.param(
+            "one\x00\x07 two\x1b\x7f\x85three\nfour", "one two\nthree\nfour",
+            id="removes_control_characters_but_keeps_line_breaks",
+        ),
+        pytest.param(
+            "a\t\tb\u00a0\u00a0c\u2003d\u3000e   f", "a b c d e f",
+            id="turns_tabs_and_unicode_spaces_into_single_spaces",
+        ),
+        pytest.param("a\r\nb\rc\u2028d\u2029e\x0cf", "a\nb\nc\nd\ne\nf", id="normalises_every_kind_of_line_end"),
+        pytest.param(
+            "\n\n  first  \n\n\n\n   \n second\t\n\n\n", "first\n\nsecond",
+            id="trims_lines_and_keeps_at_most_one_blank_line",
+        ),
+        pytest.param(
+            "\ufeffzero\u200bwidth soft\u00adhyphen", "zerowidth softhyphen", id="removes_invisible_characters"
+        ),
+        pytest.param("family 👩\u200d👩\u200d👧", "family 👩\u200d👩\u200d👧", id="keeps_joiners"),
+    ],
+)
+def test_cleaning_normalises_unicode_and_whitespace(raw: str, cleaned: str) -> None:
+    assert clean_text(raw) == cleaned
 
 
 def report_pages(bodies: list[list[str]]) -> list[str]:

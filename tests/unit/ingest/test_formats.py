@@ -220,30 +220,47 @@ def test_text_spread_over_many_small_blocks_is_kept_whole() -> None:
     assert extract(page.encode(), "text/html").text == "\n\n".join(answers)
 
 
-def test_a_layout_table_is_rendered_as_paragraphs_not_as_a_data_row() -> None:
-    page = "<html><body><main><table><tr><td><p>First paragraph.</p><p>Second paragraph.</p></td></tr></table></main>"
-    assert extract(page.encode(), "text/html").text == "First paragraph.\n\nSecond paragraph."
+ARTICLE_PAGE = (
+    "<html><body><header>SITE</header><article><header><h1>Launch day</h1><p>By Ada</p></header>"
+    "<p>We launched the product today after a year of careful work.</p>"
+    "<aside class='related-posts'>RELATED</aside></article></body></html>"
+)
 
 
-def test_a_layout_wrapper_named_after_its_sidebar_is_not_thrown_away_with_the_content() -> None:
-    page = (
-        "<html><body><div class='page-with-sidebar'><h1>Handbook</h1>"
-        "<p>The handbook explains how the team works, in enough words to count as content.</p></div>"
-        "<div class='sidebar'>SIDEBAR</div></body></html>"
-    )
-    doc = extract(page.encode(), "text/html")
-    assert doc.text == "# Handbook\n\nThe handbook explains how the team works, in enough words to count as content."
+@pytest.mark.parametrize(
+    ("page", "text"),
+    [
+        pytest.param(
+            "<html><body><main><table><tr><td><p>First paragraph.</p><p>Second paragraph.</p></td></tr></table></main>",
+            "First paragraph.\n\nSecond paragraph.",
+            id="a_layout_table_is_rendered_as_paragraphs_not_as_a_data_row",
+        ),
+        pytest.param(
+            "<html><body><div class='page-with-sidebar'><h1>Handbook</h1>"
+            "<p>The handbook explains how the team works, in enough words to count as content.</p></div>"
+            "<div class='sidebar'>SIDEBAR</div></body></html>",
+            "# Handbook\n\nThe handbook explains how the team works, in enough words to count as content.",
+            id="a_layout_wrapper_named_after_its_sidebar_is_not_thrown_away_with_the_content",
+        ),
+        pytest.param(
+            ARTICLE_PAGE,
+            "# Launch day\n\nBy Ada\n\nWe launched the product today after a year of careful work.",
+            id="an_articles_own_header_is_kept_but_the_site_header_is_not",
+        ),
+        pytest.param(
+            "<html><body><main><p>Visible <span hidden>HIDDEN</span>text<!-- COMMENT --> continues"
+            "<span style='display: none'>NONE</span> here.</p></main></body></html>",
+            "Visible text continues here.",
+            id="hidden_elements_and_comments_are_dropped_but_text_after_them_is_kept",
+        ),
+    ],
+)
+def test_an_html_page_extracts_to_its_main_text(page: str, text: str) -> None:
+    assert extract(page.encode(), "text/html").text == text
 
 
-def test_an_articles_own_header_is_kept_but_the_site_header_is_not() -> None:
-    page = (
-        "<html><body><header>SITE</header><article><header><h1>Launch day</h1><p>By Ada</p></header>"
-        "<p>We launched the product today after a year of careful work.</p>"
-        "<aside class='related-posts'>RELATED</aside></article></body></html>"
-    )
-    doc = extract(page.encode(), "text/html")
-    assert doc.text == "# Launch day\n\nBy Ada\n\nWe launched the product today after a year of careful work."
-    assert doc.title == "Launch day"
+def test_an_articles_title_is_its_own_heading_not_the_site_header() -> None:
+    assert extract(ARTICLE_PAGE.encode(), "text/html").title == "Launch day"
 
 
 def test_a_content_section_is_not_taken_for_furniture_because_of_its_heading_made_id() -> None:
@@ -254,14 +271,6 @@ def test_a_content_section_is_not_taken_for_furniture_because_of_its_heading_mad
     )
     doc = extract(page.encode(), "text/html")
     assert doc.text.endswith("it.\n\n## Related work\n\nEarlier studies measured this.")
-
-
-def test_hidden_elements_and_comments_are_dropped_but_text_after_them_is_kept() -> None:
-    page = (
-        "<html><body><main><p>Visible <span hidden>HIDDEN</span>text<!-- COMMENT --> continues"
-        "<span style='display: none'>NONE</span> here.</p></main></body></html>"
-    )
-    assert extract(page.encode(), "text/html").text == "Visible text continues here."
 
 
 def test_html_charset_comes_from_the_meta_tag_when_not_declared() -> None:
