@@ -99,38 +99,37 @@ def test_retrieval_metrics_refuse_an_item_without_relevant_ids() -> None:
 # --- correctness ---------------------------------------------------------------------------------
 
 
-def test_a_term_matches_whole_words_only() -> None:
-    assert must_include_pass("Concatenate the two lists.", ["cat"]) is False
-    assert must_include_pass("The cat sat.", ["cat"]) is True
-    assert must_include_pass("Cats are not a cat.", ["cats"]) is True
-
-
-def test_a_term_with_punctuation_at_its_edges_still_matches() -> None:
-    assert must_include_pass("Use os.getcwd() to get the working directory.", ["os.getcwd()"]) is True
-    assert must_include_pass("Run git push --force to overwrite.", ["--force"]) is True
-    assert must_include_pass("It is kept in C++.", ["c++"]) is True
-    assert must_include_pass("Use mos.getcwd() instead.", ["os.getcwd()"]) is False
-
-
-def test_terms_match_case_insensitively_and_across_line_breaks() -> None:
-    assert must_include_pass("The EVENT BUS carries it.", ["event bus"]) is True
-    assert must_include_pass("The event\nbus carries it.", ["event bus"]) is True
-    assert must_include_pass("It doesn’t retry.", ["doesn't"]) is True
-
-
-def test_alternatives_separated_by_a_bar_need_only_one_match() -> None:
-    assert must_include_pass("The colour is red.", ["color|colour"]) is True
-    assert must_include_pass("The hue is red.", ["color|colour"]) is False
-
-
-def test_every_must_include_term_is_required() -> None:
-    assert must_include_pass("NATS carries events.", ["NATS", "JetStream"]) is False
-    assert must_include_pass("NATS JetStream carries events.", ["NATS", "JetStream"]) is True
-
-
-def test_must_include_does_not_apply_without_terms() -> None:
-    assert must_include_pass("anything", []) is None
-    assert must_include_pass("anything", ["", " | "]) is None
+@pytest.mark.parametrize(
+    ("answer", "terms", "passed"),
+    [
+        # A term matches whole words only.
+        ("Concatenate the two lists.", ["cat"], False),
+        ("The cat sat.", ["cat"], True),
+        ("Cats are not a cat.", ["cats"], True),
+        # A term with punctuation at its edges still matches.
+        ("Use os.getcwd() to get the working directory.", ["os.getcwd()"], True),
+        ("Run git push --force to overwrite.", ["--force"], True),
+        ("It is kept in C++.", ["c++"], True),
+        ("Use mos.getcwd() instead.", ["os.getcwd()"], False),
+        # Terms match case-insensitively, across line breaks and typographic apostrophes.
+        ("The EVENT BUS carries it.", ["event bus"], True),
+        ("The event\nbus carries it.", ["event bus"], True),
+        ("It doesn’t retry.", ["doesn't"], True),
+        # Alternatives separated by a bar need only one match.
+        ("The colour is red.", ["color|colour"], True),
+        ("The hue is red.", ["color|colour"], False),
+        # Every term is required.
+        ("NATS carries events.", ["NATS", "JetStream"], False),
+        ("NATS JetStream carries events.", ["NATS", "JetStream"], True),
+        # Without terms, must_include does not apply.
+        ("anything", [], None),
+        ("anything", ["", " | "], None),
+    ],
+)
+def test_must_include_passes_when_the_answer_holds_every_term(
+    answer: str, terms: list[str], passed: bool | None
+) -> None:
+    assert must_include_pass(answer, terms) is passed
 
 
 def test_token_f1_follows_the_squad_normalisation() -> None:

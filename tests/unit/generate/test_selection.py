@@ -26,36 +26,38 @@ PATHLIB = (
 # --- select_passage ---
 
 
-def test_a_short_chunk_comes_back_whole_with_whitespace_normalised() -> None:
-    assert select_passage("anything", "Gyre stores documents.\n\n  It cites   them.", max_sentences=2) == (
-        "Gyre stores documents. It cites them."
-    )
-
-
-def test_the_sentences_closest_to_the_question_are_kept_in_their_order() -> None:
-    passage = select_passage("Which pathlib class represents the current directory?", PATHLIB, max_sentences=2)
-    assert passage == (
-        "The pathlib module offers classes representing filesystem paths. "
-        "Path.cwd() returns a new path object representing the current directory."
-    )
-
-
-def test_a_signature_line_is_kept_with_its_description() -> None:
-    passage = select_passage("How do I get the current working directory?", OS_DOCS, max_sentences=2)
-    assert passage == "os.getcwd() Return a string representing the current working directory."
-
-
-def test_a_matching_signature_brings_its_description_along() -> None:
-    passage = select_passage("What does os.chdir do?", OS_DOCS, max_sentences=2)
-    assert passage == "os.chdir(path) Change the current working directory to path."
-
-
-def test_without_any_overlap_the_chunk_opening_is_kept() -> None:
-    passage = select_passage("What is the capital of France?", PATHLIB, max_sentences=2)
-    assert passage == (
-        "The pathlib module offers classes representing filesystem paths. "
-        "Pure paths provide purely computational operations without I/O."
-    )
+@pytest.mark.parametrize(
+    ("question", "chunk", "passage"),
+    [
+        pytest.param(
+            "anything", "Gyre stores documents.\n\n  It cites   them.", "Gyre stores documents. It cites them.",
+            id="a_short_chunk_comes_back_whole_with_whitespace_normalised",
+        ),
+        pytest.param(
+            "Which pathlib class represents the current directory?", PATHLIB,
+            "The pathlib module offers classes representing filesystem paths. "
+            "Path.cwd() returns a new path object representing the current directory.",
+            id="the_sentences_closest_to_the_question_are_kept_in_their_order",
+        ),
+        pytest.param(
+            "How do I get the current working directory?", OS_DOCS,
+            "os.getcwd() Return a string representing the current working directory.",
+            id="a_signature_line_is_kept_with_its_description",
+        ),
+        pytest.param(
+            "What does os.chdir do?", OS_DOCS, "os.chdir(path) Change the current working directory to path.",
+            id="a_matching_signature_brings_its_description_along",
+        ),
+        pytest.param(
+            "What is the capital of France?", PATHLIB,
+            "The pathlib module offers classes representing filesystem paths. "
+            "Pure paths provide purely computational operations without I/O.",
+            id="without_any_overlap_the_chunk_opening_is_kept",
+        ),
+    ],
+)
+def test_a_passage_of_at_most_two_sentences_is_chosen_for_the_question(question: str, chunk: str, passage: str) -> None:
+    assert select_passage(question, chunk, max_sentences=2) == passage
 
 
 def test_embedding_scores_add_to_the_lexical_ones() -> None:
