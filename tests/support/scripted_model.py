@@ -10,6 +10,11 @@ from gyre_contracts import SamplingParams
 from gyre_runtime.generation import ChatTurn, GenerationStream
 
 
+def count_words(text: str) -> int:
+    """The scripted model's token count: one token a word (tests of token budgets use it too)."""
+    return len(text.split())
+
+
 class ScriptedStream:
     """Yields the scripted answer word by word, ``delay_s`` apart; closes like a real backend."""
 
@@ -71,7 +76,7 @@ class ScriptedModel:
         return 2048
 
     def count_tokens(self, text: str) -> int:
-        return len(text.split())
+        return count_words(text)
 
     def stream(self, messages: Sequence[ChatTurn], params: SamplingParams) -> GenerationStream:
         self.prompts.append(list(messages))

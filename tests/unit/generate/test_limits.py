@@ -12,10 +12,7 @@ from gyre_generate.limits import (
     check_input_length,
     generation_params,
 )
-
-
-def words(text: str) -> int:
-    return len(text.split())
+from tests.support.scripted_model import count_words
 
 
 def test_sampling_parameters_reach_the_backend_unchanged() -> None:
@@ -54,9 +51,9 @@ def test_nonsense_parameters_are_refused_with_a_message_naming_them(params: Samp
 
 def test_input_over_the_token_limit_is_refused() -> None:
     messages = (ChatMessage(role="user", content="word " * 11),)
-    assert check_input_length(messages, words, 11) == 11
+    assert check_input_length(messages, count_words, 11) == 11
     with pytest.raises(RequestRefused, match="GYRE_MAX_INPUT_TOKENS"):
-        check_input_length(messages, words, 10)
+        check_input_length(messages, count_words, 10)
 
 
 def test_a_prompt_and_answer_larger_than_the_context_are_refused() -> None:

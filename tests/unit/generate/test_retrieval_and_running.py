@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,6 +10,7 @@ from gyre_contracts import RetrievedChunk
 from gyre_generate.answer import words_of
 from gyre_generate.retrieval import Retrieval, is_relevant
 from gyre_generate.running import RunningGenerations
+from tests.support.scripted_model import ScriptedStream
 
 
 def chunk(score: float) -> RetrievedChunk:
@@ -36,40 +36,14 @@ def test_a_fixed_answer_is_streamed_word_by_word_and_reassembles_exactly() -> No
     assert words_of("") == [] and "".join(words_of("  a  b  ")) == "  a  b  "
 
 
-class EndlessStream:
-    """A GenerationStream that yields a token every few milliseconds until closed."""
-
-    def __init__(self) -> None:
-        self.closed = False
-        self.tokens = 0
-
-    @property
-    def prompt_tokens(self) -> int:
-        return 3
-
-    @property
-    def completion_tokens(self) -> int:
-        return self.tokens
-
-    @property
-    def finish_reason(self) -> str | None:
-        return "cancelled" if self.closed else None
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self
-
-    async def __anext__(self) -> str:
-        await asyncio.sleep(0.002)
-        self.tokens += 1
-        return "x"
-
-    async def aclose(self) -> None:
-        self.closed = True
+def endless_stream() -> ScriptedStream:
+    """A token every few milliseconds, more than any test here reads before it cancels."""
+    return ScriptedStream(["x"] * 100_000, 0.002)
 
 
 async def test_a_cancel_stops_the_running_generation_and_counts_it_out() -> None:
     running = RunningGenerations(capacity=8)
-    stream = EndlessStream()
+    stream = endless_stream()
     seen: list[str] = []
 
     async def read() -> None:
@@ -82,7 +56,7 @@ async def test_a_cancel_stops_the_running_generation_and_counts_it_out() -> None
         assert running.in_flight == 1
         cancelled = await asyncio.wait_for(run.pump(stream, read()), 5)
     assert cancelled and run.cancel_reason == "client disconnected"
-    assert stream.closed and len(seen) == 5 and running.in_flight == 0
+    assert stream.finish_reason == "cancelled" and len(seen) == 5 and running.in_flight == 0
 
 
 async def test_a_cancel_from_another_tenant_is_ignored() -> None:
@@ -97,19 +71,19 @@ async def test_a_cancel_that_comes_before_the_request_applies_when_it_starts() -
     assert not running.cancel("r2", "tenant-a", "client disconnected")
     async with running.track("r2", "tenant-a") as run:
         assert run.cancelled
-        stream = EndlessStream()
+        stream = endless_stream()
 
         async def read() -> None:
             async for _ in stream:
                 pass
 
         assert await run.pump(stream, read())
-    assert stream.tokens == 0
+    assert stream.completion_tokens == 0
 
 
 async def test_a_failing_stream_raises_from_pump() -> None:
     running = RunningGenerations(capacity=8)
-    stream = EndlessStream()
+    stream = endless_stream()
 
     async def read() -> None:
         raise RuntimeError("backend crashed")
@@ -117,4 +91,4 @@ async def test_a_failing_stream_raises_from_pump() -> None:
     async with running.track("r3", "tenant-a") as run:
         with pytest.raises(RuntimeError, match="backend crashed"):
             await run.pump(stream, read())
-    assert stream.closed
+    assert stream.finish_reason == "cancelled"
