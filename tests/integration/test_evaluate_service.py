@@ -189,15 +189,6 @@ async def test_a_second_run_with_a_baseline_is_compared_and_gated(
     assert must_include["diff"] < 0
 
 
-async def test_an_unknown_set_fails_the_run_naming_the_sets_that_exist(
-    settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
-) -> None:
-    await put_set(bus, ITEMS)
-    _, completed = await run_evaluation(settings, bus, set_name="nope")
-    assert completed.status == "failed"
-    assert "unknown golden set 'nope'" in completed.reason and "zorbulon" in completed.reason
-
-
 async def test_with_no_generate_replica_the_run_fails_with_the_reason_instead_of_hanging(
     settings: Settings, bus: Bus, retrieval: dict[str, bool]
 ) -> None:
@@ -252,20 +243,25 @@ async def test_a_run_interrupted_by_a_restart_resumes_where_it_stopped(
     assert sorted(row["item_id"] for row in rows) == sorted(item.id for item in items)
 
 
-async def test_a_gate_naming_an_unknown_metric_fails_the_run_at_once(
-    settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        pytest.param(
+            {"set_name": "nope"}, ["unknown golden set 'nope'", "zorbulon"], id="a_set_naming_those_that_exist"
+        ),
+        pytest.param({"floors": {"wisdom": 0.5}}, ["wisdom"], id="a_gate_metric"),
+        pytest.param(
+            {"model": "gemma-3-270m"}, ["unknown model 'gemma-3-270m'", "scripted:1"],
+            id="a_model_naming_what_the_generate_replicas_serve",
+        ),
+    ],
+)
+async def test_a_run_asking_for_something_unknown_fails_at_once_naming_it(
+    settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel], fields: dict[str, object], named: list[str]
 ) -> None:
     await put_set(bus, ITEMS)
-    _, completed = await run_evaluation(settings, bus, set_name="zorbulon", floors={"wisdom": 0.5})
-    _, model = generate
-    assert completed.status == "failed" and "wisdom" in completed.reason
-    assert model.prompts == []  # nothing was asked before the run failed
-
-
-async def test_a_model_the_generate_replicas_do_not_serve_fails_the_run_naming_what_they_serve(
-    settings: Settings, bus: Bus, generate: tuple[Service, ScriptedModel]
-) -> None:
-    await put_set(bus, ITEMS)
-    _, completed = await run_evaluation(settings, bus, set_name="zorbulon", model="gemma-3-270m")
+    _, completed = await run_evaluation(settings, bus, **{"set_name": "zorbulon", **fields})
     assert completed.status == "failed"
-    assert "unknown model 'gemma-3-270m'" in completed.reason and "scripted:1" in completed.reason
+    assert all(part in completed.reason for part in named), completed.reason
+    _, model = generate
+    assert model.prompts == []  # nothing was asked before the run failed
