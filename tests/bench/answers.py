@@ -19,7 +19,6 @@ Run: `just bench-answers` (or `.venv/bin/python -m tests.bench.answers --write d
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import platform
 import random
@@ -33,7 +32,7 @@ from typing import Any
 import httpx
 
 from gyre_contracts.evaluate import METRICS
-from tests.bench.sections import write_section
+from tests.bench.sections import heading, write_section
 from tests.eval.corpora import Corpus, corpus_names, ensure_package, load_corpus
 from tests.eval.harness import (
     LEGACY_LABEL,
@@ -159,9 +158,8 @@ def mode_table(hybrid: Mapping[str, Any], dense: Mapping[str, Any]) -> list[str]
 def report(results: Sequence[tuple[Corpus, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]],
            readme: Mapping[str, Any],
            items_per_set: int, duration_s: float) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"{SECTION_MARKER} ({now})",
+        heading(SECTION_MARKER),
         "",
         f"`just bench-answers` on {platform.machine()}, {platform.python_version()}, "
         f"{len(results)} corpora, {duration_s / 60:.0f} min in all. Each corpus's golden set runs twice "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import statistics
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from typing import Protocol
 from gyre_embed.batching import EmbeddingScheduler, EmbedFn, TenantQueueFull, Vectors
 from gyre_runtime.config import load_settings
 from gyre_runtime.models.embedder import OnnxEmbedder
-from tests.bench.sections import write_section
+from tests.bench.sections import heading, write_section
 
 SECTION_MARKER = "## Issue 8: one tenant cannot slow all"
 TEXTS_PER_REQUEST = 256
@@ -186,9 +185,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
 
 def report(rows: list[Row], args: argparse.Namespace) -> str:
     alone, before, now = rows
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"{SECTION_MARKER} ({when})",
+        heading(SECTION_MARKER),
         "",
         f"Tenant A keeps {args.flood_requests} requests of {TEXTS_PER_REQUEST} texts queued at the embedding model"
         f" while tenant B sends {args.queries} one-text queries one after another (MiniLM int8, {args.threads}"

@@ -27,7 +27,7 @@ from gyre_runtime.bus.connection import connect
 from gyre_runtime.config import load_settings
 from gyre_runtime.generation.onnx import OnnxGenaiBackend
 from gyre_runtime.models.embedder import OnnxEmbedder
-from tests.bench.sections import write_section
+from tests.bench.sections import heading, write_section
 from tests.support.nats_server import free_port
 from tests.support.publishing import publish_many
 
@@ -179,9 +179,8 @@ def main() -> None:
         "raw onnxruntime-genai: tokens/s": f"{raw['tokens_per_s']:.1f}",
         "gateway / raw tokens/s": f"{chat['tokens_per_s'] / raw['tokens_per_s']:.2f}",
     }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = [
-        f"## Issue 2: first benchmarks ({stamp})",
+        heading("## Issue 2: first benchmarks"),
         "",
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
         f"ONNX threads {THREADS}. Command: `just bench` "

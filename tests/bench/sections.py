@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+
+
+def heading(marker: str) -> str:
+    """A section's heading line: its marker and when the benchmark ran (UTC, to the minute)."""
+    return f"{marker} ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC})"
 
 
 def replace_section(document: str, section: str, marker: str) -> str:

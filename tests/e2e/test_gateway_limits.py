@@ -17,6 +17,7 @@ from gyre_contracts import GenerationCancelRequested, GenerationLoad, Generation
 from gyre_runtime.config import load_settings
 from gyre_runtime.state.api_keys import Scope
 from tests.e2e.conftest import Tenant, cli_settings
+from tests.support.chat import user_question
 from tests.support.stack import EventWatcher
 
 pytestmark = pytest.mark.e2e
@@ -126,10 +127,7 @@ async def test_the_generate_service_says_its_load_and_the_gateway_admits_within_
 async def test_a_client_leaving_mid_stream_cancels_its_generation(
     stack: LocalStack, tenant_a: Tenant, client_a: httpx.Client, events: EventWatcher
 ) -> None:
-    payload = {
-        "messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}],
-        "stream": True, "max_tokens": 600, "retrieval": False,
-    }
+    payload = user_question("Count from 1 to 300, one number per line.", stream=True, max_tokens=600)
     with client_a.stream("POST", "/v1/chat/completions", json=payload) as response:
         assert response.status_code == 200
         first = next(line for line in response.iter_lines() if line.startswith("data: "))

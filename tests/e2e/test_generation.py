@@ -26,6 +26,7 @@ import pytest_asyncio
 from gyre_cli.stack import LocalStack
 from gyre_contracts import GenerationCancelRequested, GenerationCompleted, cloudevent_headers, decode_event, encode_body
 from tests.e2e.conftest import Tenant
+from tests.support.chat import user_question
 from tests.support.stack import EventWatcher
 
 pytestmark = pytest.mark.e2e
@@ -163,10 +164,8 @@ def delta_texts(chunks: list[dict[str, Any]]) -> list[str]:
 async def test_personal_data_in_an_answer_is_redacted_also_while_streaming(
     client_a: httpx.Client, events: EventWatcher
 ) -> None:
-    payload = {
-        "messages": [{"role": "user", "content": "My e-mail is bob.smith@example.org. What is my e-mail address?"}],
-        "retrieval": False, "max_tokens": 40, "stream": True,
-    }
+    question = "My e-mail is bob.smith@example.org. What is my e-mail address?"
+    payload = user_question(question, max_tokens=40, stream=True)
     with client_a.stream("POST", "/v1/chat/completions", json=payload) as response:
         assert response.status_code == 200
         chunks = sse_chunks(response)
