@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -31,6 +32,8 @@ ROW = re.compile(r"^\| (?P<measure>[^|]+?) \| (?P<value>-?[0-9.]+)(?: [a-z/]+)? 
 MARKER = "## Issue 9: the bus on FastStream, before and after"
 
 MEASURES = (
+    ("publish -> handler start p50", "publish -> consumer handler start, p50 (ms)", "the bus's own cost"),
+    ("publish -> handler start p95", "publish -> consumer handler start, p95 (ms)", ""),
     ("pipeline / raw", "embed service / raw ONNX Runtime (chunks/s)", ">= 1.0 and not below before"),
     ("gateway / raw tokens/s", "gateway / raw tokens/s", ">= 0.89"),
     ("added time to first token", "added time to first token (ms)", "after - before <= +20 ms"),
@@ -66,6 +69,17 @@ def run_bench(root: Path, model_dir: Path, args: argparse.Namespace) -> dict[str
     return figures
 
 
+def run_latency(root: Path, count: int) -> dict[str, float]:
+    """This checkout's ``bus_latency`` probe run with ``root``'s code (its APIs predate the move)."""
+    command = [str(root / ".venv" / "bin" / "python"), str(REPO / "tests" / "bench" / "bus_latency.py"), str(count)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"latency probe in {root} failed:\n{result.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return {f"publish -> handler start {k.removesuffix('_ms')}": v for k, v in figures.items()}
+
+
 def table(before: list[dict[str, float]], after: list[dict[str, float]]) -> list[str]:
     rows = [
         "| measure | before (median) | after (median) | after - before | target |",
@@ -90,6 +104,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=512)
     parser.add_argument("--per-doc", type=int, default=16)
     parser.add_argument("--chat-runs", type=int, default=7)
+    parser.add_argument("--messages", type=int, default=300, help="messages of the latency probe per run")
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     model_dir = Path(os.environ.get("GYRE_MODEL_DIR", REPO / "data" / "models")).resolve()
@@ -104,7 +119,7 @@ def main() -> None:
             for round_ in range(args.rounds):
                 order = ((old, before), (REPO, after)) if round_ % 2 == 0 else ((REPO, after), (old, before))
                 for root, into in order:
-                    into.append(run_bench(root, model_dir, args))
+                    into.append({**run_bench(root, model_dir, args), **run_latency(root, args.messages)})
                     print(f"round {round_ + 1}: {'before' if root == old else 'after'} {into[-1]}", file=sys.stderr)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
@@ -119,7 +134,10 @@ def main() -> None:
         f"issue 2's harness (`tests.bench.run`) in each, alternating, {args.rounds} runs a side; {minutes:.0f} min, "
         f"load average at the end {load:.1f}. The embed ratio is the embed service's chunks/s (ChunksReady -> "
         "DocumentIndexed, 16 chunks an event) over raw ONNX Runtime on the same chunks right after; the chat "
-        "figures are medians of the runs after one warm-up, retrieval off, SmolLM2-135M int4, greedy, 96 tokens.",
+        "figures are medians of the runs after one warm-up, retrieval off, SmolLM2-135M int4, greedy, 96 tokens. "
+        f"The latency probe (`tests/bench/bus_latency.py`, the same file run with each checkout's code) publishes "
+        f"{args.messages} DocumentSubmitted one at a time to a running ingest consumer whose handler only notes "
+        "the time: what the bus itself adds to each event's trip, free of the model's noise.",
         "",
         *table(before, after),
         "",
