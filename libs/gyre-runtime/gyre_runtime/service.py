@@ -150,6 +150,8 @@ class Service:
         self._publisher.declared = tuple(declared.publishers)
         self.workers = list(workers.values())
         await broker.start()
+        for worker in self.workers:
+            worker.keep_fetching_through_bus_errors()
         self.ready = True
         log.info("service_ready", consumers=list(workers), responders=list(declared.responders),
                  listeners=list(declared.listeners))

@@ -8,12 +8,14 @@ import base64
 import dataclasses
 from typing import Any
 
+import nats.errors
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
+from nats.js.errors import APIError
 
 from gyre_contracts import DeadLetter, DocumentSubmitted, Event, cloudevent_headers, encode_body
 from gyre_runtime.bus.broker import Attached, declare
-from gyre_runtime.bus.consumer import ConsumerWorker, MessageContext, PermanentError
+from gyre_runtime.bus.consumer import FETCH_RETRY_S, ConsumerWorker, MessageContext, PermanentError
 from gyre_runtime.bus.permissions import Naming
 from gyre_runtime.bus.topology import consumers_of
 from gyre_runtime.config import Settings, load_settings
@@ -103,3 +105,31 @@ async def test_a_permanent_error_is_dead_lettered_at_once(error: Exception) -> N
     [(letter, _)] = publisher.sent
     assert isinstance(letter, DeadLetter)
     assert letter.error == "PermanentError: the document names no tenant we know" and letter.attempts == 1
+
+
+class FailingSubscription:
+    """A pull subscription whose fetches fail with the given errors, one per call, then return nothing."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def fetch(self, batch: int = 1, **options: Any) -> list[Any]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return []
+
+
+async def test_a_fetch_that_fails_with_a_bus_error_waits_and_fetches_nothing_instead_of_restarting_hot() -> None:
+    spec = next(s for s in consumers_of("ingest") if s.durable == "ingest")
+    worker = ConsumerWorker(FakeBus(), spec, Recorder(), RecordingPublisher(), max_deliver=5)  # type: ignore[arg-type]
+    subscription = FailingSubscription(APIError(description="no leader"), nats.errors.TimeoutError())
+    worker.subscriber = dataclasses.make_dataclass("Subscriber", [("subscription", Any)])(subscription)
+    worker.keep_fetching_through_bus_errors()
+    started = asyncio.get_running_loop().time()
+    assert await subscription.fetch(1, timeout=1.0) == []  # the API error: logged, waited, nothing fetched
+    assert asyncio.get_running_loop().time() - started >= FETCH_RETRY_S * 0.9
+    with pytest.raises(nats.errors.TimeoutError):  # FastStream's own loop passes over these
+        await subscription.fetch(1, timeout=1.0)
+    assert subscription.calls == 2

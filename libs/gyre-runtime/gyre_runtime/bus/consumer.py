@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.errors import NotJSMessageError
+from nats.js.errors import ServiceUnavailableError
 
 from gyre_contracts import DeadLetter, EnvelopeError, Event, decode_event
 from gyre_contracts.limits import is_tenant_id
@@ -30,6 +32,9 @@ from gyre_runtime.logging import get_logger
 from gyre_runtime.metrics import HANDLER_SECONDS, MESSAGES_HANDLED
 
 log = get_logger()
+
+# How long a fetch that failed with a bus error waits before the subscriber asks again.
+FETCH_RETRY_S = 0.5
 
 # Room for the CloudEvents headers of a dead letter, which count towards the bus's max payload.
 DEAD_LETTER_HEADERS_ALLOWANCE = 2048
@@ -87,6 +92,30 @@ class ConsumerWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self.subscriber: Any = None  # the FastStream subscriber, once attached
+
+    def keep_fetching_through_bus_errors(self) -> None:
+        """Once the subscriber has started: a fetch that fails with a bus error (a JetStream API error
+        while a cluster elects a leader, the consumer briefly gone) waits ``FETCH_RETRY_S`` and fetches
+        nothing, so the loop goes on at a calm pace. FastStream's loop passes over timeouts, a closed
+        connection and JetStream unavailable itself; on anything else it restarts at once, which on an
+        error that lasts is a busy loop."""
+        subscription = self.subscriber.subscription
+        fetch = subscription.fetch
+        passed_over = (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, ServiceUnavailableError)
+
+        async def patient_fetch(*args: Any, **kwargs: Any) -> list[Msg]:
+            try:
+                messages: list[Msg] = await fetch(*args, **kwargs)
+            except passed_over:
+                raise
+            except nats.errors.Error as exc:
+                log.warning("fetch_failed", consumer=self.spec.durable, error=f"{type(exc).__name__}: {exc}",
+                            retry_in_s=FETCH_RETRY_S)
+                await asyncio.sleep(FETCH_RETRY_S)
+                return []
+            return messages
+
+        subscription.fetch = patient_fetch
 
     def decode(self, msg: Msg) -> Event | Undecodable:
         """The subscriber's decoder: Gyre's envelope (body and CloudEvents headers), never raising."""
