@@ -201,7 +201,7 @@ class LocalStack:
         if env is not None:
             self._launch_env[service] = dict(env)
         self._spawn(service, argv, self._launch_env[service])
-        self._wait_http(service, self._ready_url(service), timeout_s)
+        self._wait_http(service, self._ready_url(service), timeout_s, refusal_is_final=service != "nats-server")
 
     def launch_env(self, service: str) -> dict[str, str]:
         """A copy of the environment ``service`` runs with."""
@@ -224,7 +224,8 @@ class LocalStack:
         if not self.external_nats_urls:
             nats_argv = [find_executable("nats-server"), "-c", str(self.write_nats_config())]
             self._spawn("nats-server", nats_argv, dict(os.environ))
-            self._wait_http("nats-server", f"http://{HOST}:{self.nats_monitor_port}/healthz?js-enabled-only=true", 30)
+            # nats-server's health answers 500 for its first milliseconds ("not ready for connections"): wait on.
+            self._wait_http("nats-server", self._ready_url("nats-server"), 30, refusal_is_final=False)
         self.declare_topology()
         for service in SERVICES:
             self._spawn(service, [find_executable(f"gyre-{service}")], self.env_for(service))
@@ -275,7 +276,9 @@ class LocalStack:
             except (ConnectionError, OSError) as exc:
                 raise StackError(f"cannot declare the bus topology: {exc}") from exc
 
-    def _wait_http(self, name: str, url: str, timeout_s: float) -> None:
+    def _wait_http(self, name: str, url: str, timeout_s: float, *, refusal_is_final: bool = True) -> None:
+        """Until ``url`` answers 200. A Gyre service whose start failed for good says so (``error`` in
+        its /readyz body, or a 500): that ends the wait at once when ``refusal_is_final``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             process = self.processes[name]
@@ -285,7 +288,7 @@ class LocalStack:
                 response = httpx.get(url, timeout=2.0)
                 if response.status_code == 200:
                     return
-                if response.status_code == 500:
+                if refusal_is_final and (response.status_code == 500 or '"error"' in response.text):
                     raise StackError(f"{name} failed to start: {response.text}\n{self.log_tail(name)}")
             except httpx.TransportError:
                 pass
