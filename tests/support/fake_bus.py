@@ -16,6 +16,7 @@ from typing import Any
 import nats.errors
 
 from gyre_contracts import GenerationCancelRequested, cloudevent_headers, decode_event, encode_body
+from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import load_settings
 
 
@@ -87,11 +88,16 @@ class FakePublisher:
 
     events: list[Any] = field(default_factory=list)
     fails_with: BaseException | None = None
+    bus: Any = None  # the fake bus core messages go out on (set by fake_service)
 
     async def publish(self, event: Any, **_: Any) -> None:
         if self.fails_with is not None:
             raise self.fails_with
         self.events.append(event)
+
+    async def emit(self, event: Any, *, subject: str, traceparent: str | None = None) -> None:
+        """Core NATS messages go out as the real Publisher sends them, onto the fake connection."""
+        await Publisher(self.bus, "gateway").emit(event, subject=subject, traceparent=traceparent)
 
 
 def fake_service(nc: FakeNats | None = None, *, ready: bool = True, publisher: FakePublisher | None = None,
@@ -99,5 +105,6 @@ def fake_service(nc: FakeNats | None = None, *, ready: bool = True, publisher: F
     """What gateway code reads of its Service: ready, settings, bus (nc, subject) and publisher."""
     values = load_settings({}, **settings)
     bus = SimpleNamespace(nc=nc or FakeNats(), settings=values, subject=values.subject)
-    return SimpleNamespace(ready=ready, bus=bus, settings=values, startup_error=None,
-                           publisher=publisher or FakePublisher())
+    publisher = publisher or FakePublisher()
+    publisher.bus = bus
+    return SimpleNamespace(ready=ready, bus=bus, settings=values, startup_error=None, publisher=publisher)

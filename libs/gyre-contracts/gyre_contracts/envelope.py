@@ -38,8 +38,10 @@ def cloudevent_headers(
     traceparent: str | None = None,
     content_type: str = JSON,
     time: dt.datetime | None = None,
+    deduplicate: bool = True,
 ) -> dict[str, str]:
-    """Binary-mode CloudEvents headers; ``Nats-Msg-Id`` equals ``ce-id`` so JetStream de-duplicates."""
+    """Binary-mode CloudEvents headers; ``Nats-Msg-Id`` equals ``ce-id`` so JetStream de-duplicates
+    (left out with ``deduplicate=False``: core NATS messages, requests and replies, which no stream keeps)."""
     ce_id = event_id or new_id()
     headers = {
         "ce-specversion": SPECVERSION,
@@ -50,8 +52,9 @@ def cloudevent_headers(
         "ce-subject": event.cloudevent_subject(),
         "ce-tenant": event.tenant,
         "content-type": content_type,
-        "Nats-Msg-Id": ce_id,
     }
+    if deduplicate:
+        headers["Nats-Msg-Id"] = ce_id
     if traceparent:
         headers["ce-traceparent"] = traceparent
     return headers

@@ -7,7 +7,7 @@ from typing import TypeVar
 import nats.errors
 from fastapi import Request
 
-from gyre_contracts import Event, cloudevent_headers, encode_body
+from gyre_contracts import Event
 from gyre_gateway.errors import ApiError, bus_hiccup, retry_later
 from gyre_runtime.bus import requests
 from gyre_runtime.service import Service
@@ -71,11 +71,7 @@ async def request_reply(
 
 async def publish_core(service: Service, event: Event, subject_suffix: str, *, traceparent: str | None = None) -> None:
     """Fire-and-forget on core NATS (no stream keeps it): for signals only a live subscriber needs."""
-    bus = connected(service).bus
-    source = f"{bus.settings.subject_prefix}/{SOURCE_SUFFIX}"
-    headers = cloudevent_headers(event, source=source, traceparent=traceparent)
-    headers.pop("Nats-Msg-Id", None)
-    await bus.nc.publish(bus.subject(subject_suffix), encode_body(event), headers=headers)
+    await connected(service).publisher.emit(event, subject=subject_suffix, traceparent=traceparent)
 
 
 async def publish(service: Service, event: Event, *, event_id: str, traceparent: str | None = None) -> None:

@@ -9,6 +9,8 @@ to Gyre's CloudEvents ones.
 
 from __future__ import annotations
 
+import re
+
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
@@ -19,6 +21,13 @@ from gyre_runtime.bus.connection import Bus
 
 class UndeclaredPublish(RuntimeError):
     """A service published on a subject it does not declare: the permission table needs a line."""
+
+
+def _pattern_regex(pattern: str) -> str:
+    tokens = pattern.split(".")
+    parts = ["[^.]+" if t == "*" else ".+" if t == ">" and i == len(tokens) - 1 else re.escape(t)
+             for i, t in enumerate(tokens)]
+    return r"\.".join(parts)
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -39,19 +48,32 @@ class Publisher:
         self.bus = bus
         self.service = service
         self.source = f"{bus.settings.subject_prefix}/{service}"
-        # The subject patterns (suffixes) this service declared it publishes on; None: not checked.
         self.declared = declared
 
+    @property
+    def declared(self) -> tuple[str, ...] | None:
+        """The subject patterns (suffixes) this service declared it publishes on; None: not checked."""
+        return self._declared
+
+    @declared.setter
+    def declared(self, patterns: tuple[str, ...] | None) -> None:
+        self._declared = patterns
+        # One compiled expression: the check runs on every publish, every streamed token included.
+        self._allowed = None if patterns is None else re.compile("|".join(map(_pattern_regex, patterns)))
+
     def _message(
-        self, event: Event, event_id: str | None, subject: str | None, traceparent: str | None
+        self, event: Event, event_id: str | None, subject: str | None, traceparent: str | None,
+        *, deduplicate: bool = True,
     ) -> tuple[str, bytes, dict[str, str]]:
         suffix = subject or event_subject(event)
-        if self.declared is not None and not any(subject_matches(p, suffix) for p in self.declared):
+        if self._allowed is not None and not self._allowed.fullmatch(suffix):
             raise UndeclaredPublish(
                 f"{self.service} publishes on {suffix!r}, which is not among its declared publishers"
-                f" {list(self.declared)} (bus/permissions.py SERVICE_ACCESS)"
+                f" {list(self._declared or ())} (bus/permissions.py SERVICE_ACCESS)"
             )
-        headers = cloudevent_headers(event, source=self.source, event_id=event_id, traceparent=traceparent)
+        headers = cloudevent_headers(
+            event, source=self.source, event_id=event_id, traceparent=traceparent, deduplicate=deduplicate
+        )
         return self.bus.subject(suffix), encode_body(event), headers
 
     async def publish(
@@ -73,11 +95,10 @@ class Publisher:
         """
         if not request.reply:
             return
-        headers = cloudevent_headers(event, source=self.source)
-        del headers["Nats-Msg-Id"]
+        headers = cloudevent_headers(event, source=self.source, deduplicate=False)
         await self.bus.nc.publish(request.reply, encode_body(event), headers=headers)
 
     async def emit(self, event: Event, *, subject: str, traceparent: str | None = None) -> None:
         """Core NATS publish (no persistence): token streams and other ephemeral messages."""
-        subj, body, headers = self._message(event, None, subject, traceparent)
+        subj, body, headers = self._message(event, None, subject, traceparent, deduplicate=False)
         await self.bus.nc.publish(subj, body, headers=headers)

@@ -47,8 +47,7 @@ async def request(
 ) -> R:
     """Send ``event`` on its subject and decode the one reply as ``reply_type``."""
     subject = bus.subject(event.subject)
-    headers = cloudevent_headers(event, source=source, traceparent=traceparent)
-    headers.pop("Nats-Msg-Id", None)  # not a JetStream publish: nothing to de-duplicate
+    headers = cloudevent_headers(event, source=source, traceparent=traceparent, deduplicate=False)
     try:
         msg = await bus.nc.request(subject, encode_body(event), timeout=timeout_s, headers=headers)
     except nats.errors.NoRespondersError as exc:
