@@ -543,13 +543,18 @@ async def stream_subscriptions(stack: Stack) -> list[str]:
     return [s for s in subjects if ".generate.stream." in s]
 
 
-async def wait_no_stream_subscriptions(stack: Stack, within_s: float) -> None:
+async def wait_stream_subscriptions(stack: Stack, count: int, within_s: float) -> None:
+    """Until the server's monitor shows ``count`` stream subscriptions. It reports subscriptions
+    asynchronously (SUBs and UNSUBs alike, no event for either): a single snapshot can lag."""
     async with asyncio.timeout(within_s):
-        # The server applies UNSUBs asynchronously and has no event for it: poll its monitor briefly.
         while True:
-            if not await stream_subscriptions(stack):
+            if len(await stream_subscriptions(stack)) == count:
                 return
             await asyncio.sleep(0.05)
+
+
+async def wait_no_stream_subscriptions(stack: Stack, within_s: float) -> None:
+    await wait_stream_subscriptions(stack, 0, within_s)
 
 
 @contextlib.asynccontextmanager
@@ -597,7 +602,7 @@ async def test_a_client_leaving_mid_stream_cancels_its_generation_at_once(stack:
             assert response.status_code == 200
             first = await anext(response.aiter_lines())
             assert first.startswith("data: ") and json.loads(first.removeprefix("data: "))["id"].startswith("chatcmpl-")
-            assert len(await stream_subscriptions(stack)) == 1
+            await wait_stream_subscriptions(stack, 1, WAIT_S)
             request_id = json.loads(first.removeprefix("data: "))["id"]
         # Well before the gateway's own timeout would end it.
         cancel = await asyncio.wait_for(cancels.get(), REQUEST_TIMEOUT_S / 2)
