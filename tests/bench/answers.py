@@ -31,18 +31,11 @@ from typing import Any
 
 import httpx
 
+from gyre_cli.compare.drive import ingest_pages, log, put_set, run_evaluation
 from gyre_contracts.evaluate import METRICS
 from tests.bench.sections import heading, write_section
 from tests.eval.corpora import Corpus, corpus_names, ensure_package, load_corpus
-from tests.eval.harness import (
-    LEGACY_LABEL,
-    ingest_pages,
-    label_legacy_prompt,
-    log,
-    put_set,
-    run_evaluation,
-    running_stack,
-)
+from tests.eval.harness import LEGACY_LABEL, label_legacy_prompt, running_stack
 
 SECTION_MARKER = "## Issue 7: answer quality, before and after"
 SEED = 7

@@ -18,17 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gyre_cli.compare.drive import ingest_pages, log, put_set, run_evaluation
 from gyre_contracts.evaluate import METRICS
 from gyre_runtime.state.golden_sets import parse_golden_jsonl
-from tests.eval.harness import (
-    LEGACY_LABEL,
-    ingest_pages,
-    label_legacy_prompt,
-    log,
-    put_set,
-    run_evaluation,
-    running_stack,
-)
+from tests.eval.harness import LEGACY_LABEL, label_legacy_prompt, running_stack
 
 GATE_DIR = Path(__file__).resolve().parent / "gate"
 BASELINE = GATE_DIR / "baseline.json"

@@ -1,0 +1,1 @@
+"""`gyre models compare`: candidates measured through the evaluate service, and the model-selection report."""
