@@ -5,6 +5,10 @@ still holds (the current version of each document), writes live updates to both 
 runs, then switches search to the new collection and removes the old one. Search keeps answering
 throughout. Documents whose events are older than the stream's retention (30 days) cannot be
 replayed: the rebuild then refuses to switch unless --allow-missing is given.
+
+With --wait, a completed switch also moves the hub's `embedder@production` to the model that now
+serves search (the only way that alias moves: a promotion alone would leave vectors of another
+model in the collection).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from gyre_contracts import (
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import load_settings
+from gyre_runtime.hub import HubError, ModelHub, NotFound
 
 Outcome = ReindexCompleted | ReindexFailed
 
@@ -97,6 +102,30 @@ async def request_reindex(args: argparse.Namespace) -> Outcome | None:
         await bus.close()
 
 
+async def move_embedder_alias(done: ReindexCompleted) -> str:
+    """After a switch, ``embedder@production`` names the model that now serves search (pushed if the hub lacks it).
+
+    This is the one way the embedder alias moves: `gyre models promote` refuses an embedder (its
+    vectors would not match the collection's), the completed reindex is the evidence it needs."""
+    settings = load_settings()
+    bus = await connect(settings, name="gyre-cli", patient=False)
+    try:
+        hub = await ModelHub.open(bus, source="cli")
+        try:
+            version = await hub.resolve(done.embedding_model)
+        except NotFound:
+            folder = settings.model_path / done.embedding_model.split(":", 1)[0]
+            version = await hub.push(folder, pushed_by="gyre reindex")
+        if version.id != done.embedding_model:
+            return (f"embedder@production not moved: the model store holds {version.id}, "
+                    f"search uses {done.embedding_model}")
+        record = await hub.promote("embedder", "production", version.id, by="gyre reindex", reindexed=True,
+                                   reason=f"reindex {done.request_id}: {done.collection} serves search")
+        return f"embedder@production -> {record.version}"
+    finally:
+        await bus.close()
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     try:
         outcome = asyncio.run(request_reindex(args))
@@ -108,6 +137,11 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         return 0
     if isinstance(outcome, ReindexCompleted):
         print(describe_completed(outcome))
+        try:
+            print(asyncio.run(move_embedder_alias(outcome)))
+        except (HubError, OSError) as exc:
+            print(f"search switched, but embedder@production was not moved: {exc}", file=sys.stderr)
+            return 1
         return 0
     print(describe_failed(outcome), file=sys.stderr)
     return 1

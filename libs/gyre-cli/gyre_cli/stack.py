@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from gyre_cli.hub_seed import register_default_models
 from gyre_runtime.bus import connection as bus_connection
 from gyre_runtime.bus.credentials import (
     Credential,
@@ -257,7 +258,8 @@ class LocalStack:
         return path
 
     def declare_topology(self) -> None:
-        """Streams, durable consumers and buckets, declared with the admin credential (services may not)."""
+        """Streams, durable consumers and buckets, declared with the admin credential (services may not);
+        then the model store's default models registered in the hub (gyre_cli.hub_seed)."""
         settings = load_settings(
             self.env_for("gateway"), nats_url=self.nats_url, nats_credentials_file="", declare_topology=True
         )
@@ -266,6 +268,7 @@ class LocalStack:
             bus = await bus_connection.connect(settings, name="gyre-up", patient=False)
             try:
                 await bus_connection.declare_topology(bus)
+                await register_default_models(bus, settings)
             finally:
                 await bus.close()
 

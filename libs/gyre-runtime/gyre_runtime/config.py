@@ -79,7 +79,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _doc("How long the gateway waits for the first token (or the answer) of a chat completion: then 504.")
     ] = 60.0
     embedding_model: Annotated[str, _doc("Embedding model folder name in the model store.")] = "all-minilm-l6-v2"
-    generation_model: Annotated[str, _doc("Generation model folder name in the model store.")] = "smollm2-135m-instruct"
+    generation_model: Annotated[
+        str, _doc("Generation model folder name in the model store: served while the hub has no `generator@<alias>`.")
+    ] = "smollm2-135m-instruct"
+    generation_alias: Annotated[
+        str,
+        _doc(
+            "Model hub alias the generate service serves and follows (`generator@<alias>`): a promotion swaps the"
+            " model with no request dropped. Empty: serve the `GYRE_GENERATION_MODEL` folder, never swap."
+            " In-process (`onnx`) backend only."
+        ),
+    ] = "production"
     onnx_threads: Annotated[
         int, _doc("ONNX Runtime intra-op threads per model; 0 means one per CPU core of this machine.")
     ] = 0

@@ -49,6 +49,7 @@ class Answer:
     guardrails: tuple[str, ...] = ()
     sources: tuple[Citation, ...] = ()
     grounding: Grounding | None = None
+    model_version: str = ""  # the model that wrote it (empty: no model ran; the one served now is recorded)
 
 
 def passages_of(hits: Sequence[RetrievedChunk]) -> list[str]:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from gyre_contracts import GenerationCancelRequested, GenerationLoadRequest
 from gyre_generate.handlers import CancelHandler, GenerateHandler, LoadHandler
+from gyre_generate.model_follow import ModelFollower, initial_model
 from gyre_generate.retrieval import Retriever
 from gyre_generate.running import RunningGenerations
 from gyre_runtime.bus.topology import ConsumerSpec, consumers_of
 from gyre_runtime.config import Settings
 from gyre_runtime.generation import Generator, open_generator
+from gyre_runtime.generation.swap import SwappableGenerator
 from gyre_runtime.guardrails.blocked_terms import BlockedTerms
+from gyre_runtime.hub import ModelHub
 from gyre_runtime.logging import get_logger
 from gyre_runtime.service import Service, run_service
 from gyre_runtime.state.generations import GenerationStore
@@ -37,10 +42,31 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
     """The ASGI app (``app.state.service`` is the Service); ``open_model`` lets tests run another model."""
     service = Service("generate", settings)
 
+    def follows_alias() -> bool:
+        """In-process models follow the hub's alias; a test's own model (``open_model``) does not."""
+        in_process = settings.generation_backend == "onnx"
+        return open_model is open_generator and in_process and bool(settings.generation_alias)
+
+    def open_folder(folder: Path) -> Generator:
+        return open_generator(settings, folder)
+
     @service.on_start
     async def wire(svc: Service) -> None:
-        generator = open_model(settings)
+        models = await ModelRegistry.open(svc.bus)
+        hub = serving = None
+        if follows_alias():
+            hub = await ModelHub.open(svc.bus, source="generate")
+            model, serving = await initial_model(hub, settings, open_folder)
+        else:
+            model = open_model(settings)
+        generator = SwappableGenerator(model)
         svc.state["generator"] = generator
+
+        async def announce(current: Generator) -> None:
+            await models.register(ModelEntry(
+                id=settings.generation_model, kind="generation", version=current.version, served_by="generate"
+            ))
+
         spec = generate_consumer()
         running = RunningGenerations(capacity=spec.concurrency)
         prompts = await PromptRegistry.open(svc.bus)
@@ -69,14 +95,17 @@ def create_app(settings: Settings, *, open_model: Callable[[Settings], Generator
         # Every replica hears every cancel (no queue group); one replica answers each load question.
         svc.listen(f"{GenerationCancelRequested.subject}.*", CancelHandler(running).__call__)
         svc.respond(GenerationLoadRequest.subject, load.__call__)
-        await (await ModelRegistry.open(svc.bus)).register(
-            ModelEntry(
-                id=settings.generation_model, kind="generation", version=generator.version, served_by="generate"
-            )
-        )
+        await announce(generator)
+        if hub is not None:
+            follower = ModelFollower(hub, generator, settings=settings, open_folder=open_folder, serving=serving,
+                                     announce=announce)
+            svc.state["follower"] = follower
+            svc.state["follow_task"] = asyncio.get_running_loop().create_task(follower.run())
 
     @service.on_stop
     async def close(svc: Service) -> None:
+        if "follow_task" in svc.state:
+            svc.state["follow_task"].cancel()
         if "generator" in svc.state:
             await svc.state["generator"].close()
 

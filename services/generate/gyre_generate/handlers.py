@@ -216,6 +216,8 @@ class GenerateHandler:
     ) -> Answer:
         """The model's answer. Without a grounding check it streams as it comes; with one, the answer is
         checked against the sources first and then streamed (what a client reads is what was checked)."""
+        # The version the stream runs on: read with no await before stream(), so a hot swap cannot come between.
+        model_version = self.generator.version
         stream = self.generator.stream(prompt.messages, params)
         deltas = DeltaCoalescer(partial(self._emit, event), self._delta_interval, self.delta_max_chars)
         checking = template.grounding == "check" and bool(prompt.sources)
@@ -254,6 +256,7 @@ class GenerateHandler:
             numbers = None if template.grounding == "off" else citation_numbers_in(result.text, len(prompt.sources))
             return Answer(
                 text=result.text, finish_reason=finish_reason, prompt_version=template.ref, **usage,
+                model_version=model_version,
                 citations=citations_for(prompt.sources, numbers), guardrails=flagged + result.acted,
                 sources=citations_for(prompt.sources),
                 grounding=Grounding(action="none", loop_cut=looped),
@@ -278,7 +281,7 @@ class GenerateHandler:
         acted += ("model_refused",) if not checked.text and checked.action == "none" else ()
         return Answer(
             text=guarded.text if not cancelled else "", finish_reason=finish_reason, prompt_version=template.ref,
-            **usage,
+            **usage, model_version=model_version,
             citations=citations_for(prompt.sources, checked.cited) if checked.text and not cancelled else (),
             guardrails=flagged + guarded.acted + acted + (("loop_stopped",) if looped else ()),
             sources=citations_for(prompt.sources),
@@ -307,7 +310,7 @@ class GenerateHandler:
                 total_tokens=answer.prompt_tokens + answer.completion_tokens,
             ),
             timings=clock.timings(),
-            finish_reason=answer.finish_reason, model_version=self.generator.version,
+            finish_reason=answer.finish_reason, model_version=answer.model_version or self.generator.version,
             prompt_version=answer.prompt_version, guardrails=tuple(dict.fromkeys(guardrails)),
             purpose=event.purpose, grounding=answer.grounding, sources=answer.sources,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gyre_runtime.generation.base import (
@@ -17,15 +18,18 @@ if TYPE_CHECKING:
 __all__ = ["ChatTurn", "GenerationError", "GenerationStream", "Generator", "open_generator"]
 
 
-def open_generator(settings: Settings) -> Generator:
-    """The backend named by ``GYRE_GENERATION_BACKEND``: onnx (in-process), triton or openai."""
+def open_generator(settings: Settings, folder: Path | None = None) -> Generator:
+    """The backend named by ``GYRE_GENERATION_BACKEND``: onnx (in-process), triton or openai.
+
+    ``folder``: the in-process model to load (a hub version made local); default the folder
+    ``GYRE_GENERATION_MODEL`` names in the model store."""
     backend = settings.generation_backend
     if backend == "onnx":
         from gyre_runtime.generation.onnx import OnnxGenaiBackend
 
-        # As many interleaved generations as the generate consumer hands over at once.
+        # As many generations at once as the generate consumer hands over.
         return OnnxGenaiBackend(
-            settings.model_path / settings.generation_model, threads=settings.model_threads, max_active=8
+            folder or settings.model_path / settings.generation_model, threads=settings.model_threads, max_active=8
         )
     if backend == "triton":
         from gyre_runtime.generation.triton import TritonBackend
