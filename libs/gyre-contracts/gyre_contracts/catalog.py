@@ -45,12 +45,12 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.event_type(): cls for cls in ALL_EVENTS}
 
 # Contracts no service produces yet: the improvement loop's (a dataset built from feedback, a candidate
-# evaluated, a prompt or model promoted behind the evaluation gate) get their producer with that loop.
+# evaluated, a prompt promoted behind the evaluation gate) get their producer with that loop.
 # Every other event has a producer: a service's declared publishers (bus/permissions.py), a
-# responder's reply, or the operator's CLI (ReindexRequested, `gyre reindex`).
+# responder's reply, or the operator's CLI (ReindexRequested from `gyre reindex`, ModelPromoted from
+# `gyre models promote` and `rollback`).
 PLANNED: tuple[type[Event], ...] = (
     improve.DatasetBuilt,
     improve.CandidateEvaluated,
     improve.PromptPromoted,
-    improve.ModelPromoted,
 )

@@ -8,7 +8,7 @@ from typing import ClassVar
 import msgspec
 
 from gyre_contracts.base import Event, utc_now
-from gyre_contracts.limits import Count, Name
+from gyre_contracts.limits import Count, Name, ShortText
 
 
 class _VersionedArtefact(Event, frozen=True, kw_only=True):
@@ -45,6 +45,18 @@ class PromptPromoted(_VersionedArtefact, frozen=True, kw_only=True, tag="gyre.im
 
 
 class ModelPromoted(_VersionedArtefact, frozen=True, kw_only=True, tag="gyre.improve.model_promoted.v1"):
+    """An alias of the model hub moved (`gyre models promote` or `rollback`): ``version`` is the model
+    version id (``name:version:hash12``) that ``role@alias`` points at from now on.
+
+    The fields after ``alias`` came with the hub; their defaults let events published before decode.
+    """
+
     subject: ClassVar[str] = "improve.model_promoted"
     alias: Name = "production"
     promoted_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    role: Name = ""  # "embedder" | "generator"
+    previous: Name | None = None  # the version the alias pointed at before (None: its first move)
+    reason: ShortText = ""
+    by: Name = ""  # who moved it
+    evaluation: Name | None = None  # the evaluation id or report the move relied on
+    rollback: bool = False

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 from faststream.nats import NatsBroker
 
-from gyre_contracts import EmbedResult, GenerationLoad, ReindexRequested, RetrieveResult
+from gyre_contracts import EmbedResult, GenerationLoad, ModelPromoted, ReindexRequested, RetrieveResult
 from gyre_contracts.catalog import ALL_EVENTS, PLANNED
 from gyre_runtime.bus.broker import declare, events_on
 from gyre_runtime.bus.permissions import SERVICE_ACCESS, Naming
 from gyre_runtime.bus.publisher import subject_matches
 
 REPLIES = {RetrieveResult, EmbedResult, GenerationLoad}  # answers of request/reply, on the asker's inbox
-OPERATOR = {ReindexRequested}  # sent by `gyre reindex` with the operator's credential
+# Sent with the operator's credential: by `gyre reindex`, and by `gyre models promote` and `rollback`.
+OPERATOR = {ReindexRequested, ModelPromoted}
 
 
 def test_every_event_has_a_producer_or_is_marked_planned() -> None:

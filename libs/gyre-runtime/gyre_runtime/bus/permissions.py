@@ -111,7 +111,8 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
                 ReindexFailed.subject,
             ),
             serves=(RetrieveRequest.subject, EmbedRequest.subject),
-            writes=("gyre_documents", "gyre_index", "gyre_models"),
+            writes=("gyre_documents", "gyre_index", "gyre_models"),  # registers its model; reads the hub's aliases
+            reads_objects=("gyre_model_artifacts",),  # the model version its alias names, from the hub
             replays=("GYRE_EMBED",),  # a reindex reads every stored ChunksReady again
         ),
         ServiceAccess(
@@ -121,7 +122,9 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
             serves=(GenerationLoadRequest.subject,),
             asks=(RetrieveRequest.subject,),
             reads=("gyre_tenants",),
-            writes=("gyre_generations", "gyre_prompts", "gyre_models"),  # seeds the default prompt, registers its model
+            # Seeds the default prompt; registers its model and follows its alias in the model hub.
+            writes=("gyre_generations", "gyre_prompts", "gyre_models"),
+            reads_objects=("gyre_model_artifacts",),  # the model version its alias names, from the hub
         ),
         ServiceAccess(
             "feedback",

@@ -23,7 +23,10 @@ GENERATIONS = BucketSpec("gyre_generations", description="generation records by 
 FEEDBACK_TALLIES = BucketSpec(
     "gyre_feedback_tallies", description="feedback counts per prompt version and per model"
 )
-MODELS = BucketSpec("gyre_models", description="model registry: versions the running services serve")
+MODELS = BucketSpec(
+    "gyre_models",
+    description="model hub: pushed versions, aliases and every move of them; the versions running services serve",
+)
 DEDUP = BucketSpec(
     "gyre_dedup", description="de-duplication index: content hashes, MinHash signatures, LSH bands"
 )
@@ -51,4 +54,9 @@ EVALUATION_RESULTS = BucketSpec(
     "gyre_evaluations", description="evaluation results: per-item rows and reports, by evaluation id"
 )
 
-OBJECT_STORES: tuple[BucketSpec, ...] = (GOLDEN_SETS, EVALUATION_RESULTS)
+MODEL_ARTIFACTS = BucketSpec(
+    "gyre_model_artifacts",
+    description="model hub: every file of each pushed model version, as <name>/<version>/<hash12>/<file>",
+)
+
+OBJECT_STORES: tuple[BucketSpec, ...] = (GOLDEN_SETS, EVALUATION_RESULTS, MODEL_ARTIFACTS)

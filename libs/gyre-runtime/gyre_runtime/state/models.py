@@ -1,4 +1,9 @@
-"""The model registry: which model versions the running services serve (read by the gateway's /v1/models)."""
+"""The model registry: which model versions the running services serve (read by the gateway's /v1/models).
+
+Its entries live under ``served.`` in the bucket ``gyre_models``, beside the model hub's keys
+(``version.``, ``alias.``, ``history.``: gyre_runtime.hub). Entries written before that prefix (bare
+keys) are not read: every service registers its model again when it starts.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,13 @@ import datetime as dt
 from typing import Literal
 
 import msgspec
-from nats.js.errors import NoKeysError
 
 from gyre_contracts import utc_now
 from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import encode_key_part
-from gyre_runtime.state.kv_store import KvStore
+from gyre_runtime.state.kv_store import KvStore, read
+
+SERVED_PATTERN = "served.*"
 
 
 class ModelEntry(msgspec.Struct, kw_only=True):
@@ -25,20 +31,28 @@ class ModelEntry(msgspec.Struct, kw_only=True):
 _decoder = msgspec.json.Decoder(ModelEntry)
 
 
+def served_key(model_id: str) -> str:
+    return f"served.{encode_key_part(model_id)}"
+
+
 class ModelRegistry(KvStore):
     bucket = buckets.MODELS
 
     async def register(self, entry: ModelEntry) -> None:
-        await self.kv.put(encode_key_part(entry.id), msgspec.json.encode(entry))
+        await self.kv.put(served_key(entry.id), msgspec.json.encode(entry))
+
+    async def get(self, model_id: str) -> ModelEntry | None:
+        return (await read(self.kv, served_key(model_id), _decoder.decode)).value
 
     async def list(self) -> list[ModelEntry]:
+        watcher = await self.kv.watch(SERVED_PATTERN, ignore_deletes=True)
         entries = []
         try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
-        for key in keys:
-            entry = await self.kv.get(key)
-            if entry.value:
-                entries.append(_decoder.decode(entry.value))
+            async for entry in watcher:
+                if entry is None:  # the end of the current values
+                    break
+                if entry.value:
+                    entries.append(_decoder.decode(entry.value))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
         return sorted(entries, key=lambda e: e.id)
