@@ -36,7 +36,10 @@ from gyre_runtime.bus import credentials as bus_credentials
 from gyre_runtime.bus.connection import Bus, connect, connect_options, declare_topology
 from gyre_runtime.bus.permissions import ADMIN, SERVICES, inbox_prefix, publisher_identity
 from gyre_runtime.config import Settings, load_settings
+from gyre_runtime.hub import ModelHub
+from gyre_runtime.models.manifest import verify_manifest
 from gyre_runtime.state.api_keys import ApiKeyStore
+from tests.support.model_folders import write_model_folder
 from tests.support.models import EMBEDDER, built_models
 from tests.support.nats_server import NatsServer
 from tests.support.services import running_app
@@ -343,6 +346,34 @@ async def test_no_service_may_create_or_delete_streams(secured: Secured) -> None
             await client.refusal("publish", subject)
     info = await secured.admin.js.stream_info("GYRE_INGEST")
     assert info.config.name == "GYRE_INGEST"
+
+
+# ----------------------------------------------------------------------------- the model hub
+
+
+async def test_the_admin_promotes_a_model_and_generate_and_embed_pull_it_but_cannot_change_the_hub(
+    secured: Secured, tmp_path: Path,
+) -> None:
+    admin_hub = await ModelHub.open(secured.admin)
+    write_model_folder(tmp_path / "built", name="secured-generator")
+    version = await admin_hub.push(tmp_path / "built", pushed_by="ops")
+    await admin_hub.promote("generator", "production", version.id, by="ops", reason="first")
+    for service in ("generate", "embed"):
+        bus = await connect(secured.settings(service), name=f"gyre-{service}", patient=False)
+        try:
+            hub = await ModelHub.open(bus, source=service)
+            followed = await hub.resolve("generator@production")
+            pulled = await hub.materialise(followed, tmp_path / service)
+            with pytest.raises((nats.errors.Error, TimeoutError)):  # refused: the hub's keys are the operator's
+                await hub.promote("generator", "candidate", version.id, by=service, reason="not mine")
+        finally:
+            await bus.close()
+        assert pulled.parent == tmp_path / service / "hub" and verify_manifest(pulled) == []
+    async with client_of(secured, "generate") as generate:
+        await generate.nc.publish("$O.gyre_model_artifacts.C.anything", b"overwrite")
+        await generate.refusal("publish", "$O.gyre_model_artifacts.C.anything")
+    assert await admin_hub.alias("generator", "candidate") is None
+    assert (await admin_hub.resolve("generator@production")).id == version.id
 
 
 # ----------------------------------------------------------------------------- the local stack's server

@@ -24,7 +24,7 @@ def test_every_service_has_a_row_and_every_bucket_it_names_exists() -> None:
     stores = {spec.name for spec in OBJECT_STORES}
     streams = {spec.name for spec in STREAMS}
     for access in SERVICE_ACCESS.values():
-        assert {*access.reads, *access.writes} <= buckets, access.service
+        assert {*access.reads, *access.writes, *(b for b, _ in access.writes_keys)} <= buckets, access.service
         assert {*access.reads_objects, *access.writes_objects} <= stores, access.service
         assert {*access.replays, *access.inspects, *access.deletes_from} <= streams, access.service
 
@@ -60,6 +60,17 @@ def test_only_the_gateway_reads_the_api_keys_and_only_responders_may_reply() -> 
     assert responders == {"embed", "generate"}
     askers = {s for s in SERVICES if "gyre.retrieve" in service_permissions(s).publish}
     assert askers == {"gateway", "generate", "evaluate"}
+
+
+def test_services_register_their_models_but_only_the_operator_moves_the_model_hub() -> None:
+    writers = {s for s in SERVICES if "$KV.gyre_models.served.>" in service_permissions(s).publish}
+    assert writers == {"embed", "generate"}
+    for service in SERVICES:
+        allowed = service_permissions(service).publish
+        assert "$KV.gyre_models.>" not in allowed and "gyre.improve.model_promoted" not in allowed, service
+        assert not any(s.startswith("$O.gyre_model_artifacts") for s in allowed), service
+    for service in ("embed", "generate"):
+        assert "$JS.API.DIRECT.GET.OBJ_gyre_model_artifacts.>" in service_permissions(service).publish
 
 
 def test_each_identity_reads_replies_only_in_its_own_inbox() -> None:

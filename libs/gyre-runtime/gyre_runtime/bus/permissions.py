@@ -63,6 +63,9 @@ class ServiceAccess:
     asks: tuple[str, ...] = ()  # request/reply subjects it calls
     reads: tuple[str, ...] = ()  # KV buckets it reads
     writes: tuple[str, ...] = ()  # KV buckets it writes (and reads)
+    # KV buckets it reads whole but writes only under one key pattern: (bucket, pattern), e.g. the
+    # served-model entries of gyre_models, not the hub's versions and aliases there (the operator's).
+    writes_keys: tuple[tuple[str, str], ...] = ()
     reads_objects: tuple[str, ...] = ()  # object stores it reads
     writes_objects: tuple[str, ...] = ()  # object stores it writes (and reads)
     replays: tuple[str, ...] = ()  # streams it reads through short-lived consumers of its own
@@ -111,8 +114,10 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
                 ReindexFailed.subject,
             ),
             serves=(RetrieveRequest.subject, EmbedRequest.subject),
-            writes=("gyre_documents", "gyre_index", "gyre_models"),  # registers its model; reads the hub's aliases
-            reads_objects=("gyre_model_artifacts",),  # the model version its alias names, from the hub
+            reads=("gyre_models",),  # the model hub: its alias, the version it names
+            writes=("gyre_documents", "gyre_index"),
+            writes_keys=(("gyre_models", "served.>"),),  # registers the model it serves
+            reads_objects=("gyre_model_artifacts",),  # the model version's files, from the hub
             replays=("GYRE_EMBED",),  # a reindex reads every stored ChunksReady again
         ),
         ServiceAccess(
@@ -121,10 +126,10 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
             subscribes=(f"{GenerationCancelRequested.subject}.*",),
             serves=(GenerationLoadRequest.subject,),
             asks=(RetrieveRequest.subject,),
-            reads=("gyre_tenants",),
-            # Seeds the default prompt; registers its model and follows its alias in the model hub.
-            writes=("gyre_generations", "gyre_prompts", "gyre_models"),
-            reads_objects=("gyre_model_artifacts",),  # the model version its alias names, from the hub
+            reads=("gyre_tenants", "gyre_models"),  # gyre_models: follows its alias in the model hub
+            writes=("gyre_generations", "gyre_prompts"),  # seeds the default prompt
+            writes_keys=(("gyre_models", "served.>"),),  # registers the model it serves
+            reads_objects=("gyre_model_artifacts",),  # the model version's files, from the hub
         ),
         ServiceAccess(
             "feedback",
@@ -239,6 +244,9 @@ def service_permissions(service: str, naming: Naming | None = None) -> Permissio
     for bucket in (*access.reads, *access.writes):
         publish += _read_bucket_stream(f"KV_{naming.bucket(bucket)}")
     publish += [f"$KV.{naming.bucket(bucket)}.>" for bucket in access.writes]
+    for bucket, pattern in access.writes_keys:
+        publish += _read_bucket_stream(f"KV_{naming.bucket(bucket)}")
+        publish.append(f"$KV.{naming.bucket(bucket)}.{pattern}")
     for store in (*access.reads_objects, *access.writes_objects):
         publish += _read_bucket_stream(f"OBJ_{naming.bucket(store)}")
     for store in access.writes_objects:
@@ -301,7 +309,7 @@ def topology_names_of(identity: str, naming: Naming | None = None) -> tuple[str,
     access = SERVICE_ACCESS[identity]
     names = [naming.stream(spec.stream) for spec in consumers_of(identity)]
     names += [naming.stream(s) for s in access.replays]
-    names += [f"KV_{naming.bucket(b)}" for b in (*access.reads, *access.writes)]
+    names += [f"KV_{naming.bucket(b)}" for b in (*access.reads, *access.writes, *(b for b, _ in access.writes_keys))]
     names += [f"OBJ_{naming.bucket(b)}" for b in (*access.reads_objects, *access.writes_objects)]
     return tuple(dict.fromkeys(names))
 
