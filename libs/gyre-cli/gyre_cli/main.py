@@ -15,6 +15,7 @@ from gyre_cli import (
     eval_command,
     ingest_command,
     keys_command,
+    models_command,
     prompts_command,
     reindex_command,
     tenants_command,
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     keys_command.add_parser(sub)
     reindex_command.add_parser(sub)
     prompts_command.add_parser(sub)
+    models_command.add_parser(sub)
     eval_command.add_parser(sub)
     bus_command.add_parser(sub)
     settings = sub.add_parser("settings", help="print the settings table (Markdown)")

@@ -183,7 +183,7 @@ def test_the_openapi_document_lists_every_endpoint(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {
         "/v1/documents", "/v1/documents/upload", "/v1/documents/{document_id}", "/v1/search", "/v1/chat/completions",
-        "/v1/embeddings", "/v1/models", "/v1/feedback", "/healthz", "/readyz", "/metrics",
+        "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/v1/feedback", "/healthz", "/readyz", "/metrics",
     } <= set(paths)
     assert client.get("/docs").status_code == 200
 
