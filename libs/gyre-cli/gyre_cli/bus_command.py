@@ -3,7 +3,8 @@
     gyre bus credentials init [--dir D] [--auth-conf FILE]      # admin + one per service, and the server's users
     gyre bus credentials add-publisher --tenant T               # an external system of tenant T; reloads the server
     gyre bus credentials list
-    gyre bus declare                                            # streams, consumers, buckets (admin credential)
+    gyre bus declare                                            # streams, consumers, buckets (admin credential);
+                                                                # the model store's built defaults into the hub
 
 Defaults follow `gyre up`: credentials in `<data dir>/credentials/nats/`, the server's include file
 `<data dir>/nats-auth.conf`, its pid file `<data dir>/nats-server.pid`. For a deployment of your own
@@ -18,6 +19,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from gyre_cli.hub_seed import register_default_models
 from gyre_runtime.bus import credentials as bus_credentials
 from gyre_runtime.bus.connection import connect, declare_topology
 from gyre_runtime.bus.permissions import IdentityError, Naming, inbox_prefix, permissions_for
@@ -100,16 +102,19 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _declare(settings: Settings) -> None:
+async def _declare(settings: Settings) -> list[str]:
     bus = await connect(settings, name="gyre-cli", patient=False)
     try:
         await declare_topology(bus)
+        return await register_default_models(bus, settings)
     finally:
         await bus.close()
 
 
 def run_declare(args: argparse.Namespace) -> int:
     settings = load_settings()
-    asyncio.run(_declare(settings))
+    models = asyncio.run(_declare(settings))
     print("topology declared: streams, durable consumers, key-value buckets, object stores")
+    for line in models:
+        print(f"model hub: {line}")
     return 0
