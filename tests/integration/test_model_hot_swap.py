@@ -1,5 +1,5 @@
 """generate follows `generator@production` on a real nats-server with the real model: a promotion swaps the
-model with no request dropped (the answer in flight finishes on the old version), a rollback swaps back,
+model (fetched from the bus: this replica's model store lacks it) with no request dropped (the answer in flight finishes on the old version), a rollback swaps back,
 and a version whose files are damaged is refused without moving the alias or the served model."""
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ async def hub_with_two_versions(settings: Settings, bus: Bus, tmp_path: Path) ->
     hub = await ModelHub.open(bus)
     first = await hub.push(store / GENERATOR, pushed_by="test")
     second = await hub.push(store / "smollm2-copy", pushed_by="test")
+    # As on a replica of another machine: the second version is only on the bus.
+    shutil.rmtree(store / "smollm2-copy")
     await hub.promote("generator", "production", first.id, by="test", reason="start")
     return hub, first.id, second.id
 
@@ -110,7 +112,7 @@ async def wait_for_version(service: Service, version_id: str, timeout_s: float =
 
 
 async def test_a_promotion_swaps_the_model_and_the_answer_in_flight_finishes_on_the_old_one(
-    generate: Service, bus: Bus, hub_with_two_versions: tuple[ModelHub, str, str]
+    generate: Service, bus: Bus, hub_with_two_versions: tuple[ModelHub, str, str], tmp_path: Path
 ) -> None:
     hub, first, second = hub_with_two_versions
     assert served(generate) == first
@@ -125,6 +127,8 @@ async def test_a_promotion_swaps_the_model_and_the_answer_in_flight_finishes_on_
     assert before.model_version == first and before.finish_reason == "length"  # not cut by the swap
     assert before.usage.completion_tokens == 160 and len(text) > 200
     assert isinstance(after, GenerationCompleted) and after.model_version == second
+    pulled = tmp_path / "models" / "hub" / f"smollm2-copy-{second.rsplit(':', 1)[-1]}"
+    assert (pulled / "manifest.json").is_file()  # fetched from the Object Store, checksums verified
     assert "Paris" in after.answer
     await hub.rollback("generator", "production", by="test", reason="back")
     await wait_for_version(generate, first)

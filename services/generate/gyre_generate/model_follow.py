@@ -2,7 +2,8 @@
 
 At start the alias (``GYRE_GENERATION_ALIAS``, default ``production``) decides which model version
 runs: the hub's version is made local (the model store's own folder when it holds exactly that
-version, else pulled from the Object Store into ``<model store>/hub/``, checksums verified). When
+version, else pulled from the Object Store into ``<model store>/hub/``, or ``<data dir>/models-pulled/hub/``
+when the store is mounted read-only; checksums verified). When
 the hub has no such alias yet (a fresh bus before `gyre up` or `gyre models promote` set it), the
 folder ``GYRE_GENERATION_MODEL`` names is served, as before the hub.
 
@@ -17,13 +18,14 @@ server serves.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gyre_runtime.config import Settings
 from gyre_runtime.generation import Generator
 from gyre_runtime.generation.swap import SwappableGenerator
-from gyre_runtime.hub import AliasRecord, HubError, ModelHub
+from gyre_runtime.hub import AliasRecord, HubError, ModelHub, ModelVersion
 from gyre_runtime.logging import get_logger
 
 log = get_logger()
@@ -34,6 +36,20 @@ Announce = Callable[[Generator], Awaitable[None]]
 RETRY_WATCH_S = 2.0
 
 
+async def local_folder(hub: ModelHub, version: ModelVersion, settings: Settings) -> Path:
+    """``version`` on this machine: from the model store, or pulled into it; into ``<data dir>/models-pulled``
+    when the store is read-only (a deployment that mounts the built models, as compose does)."""
+    store = settings.model_path
+    if os.access(store, os.W_OK) or (store / version.name / "manifest.json").is_file():
+        try:
+            return await hub.materialise(version, store)
+        except PermissionError:
+            pass
+    pulled = settings.data_path / "models-pulled"
+    pulled.mkdir(parents=True, exist_ok=True)
+    return await hub.materialise(version, pulled)
+
+
 async def initial_model(hub: ModelHub, settings: Settings, open_folder: OpenFolder) -> tuple[Generator, str | None]:
     """The model the alias names (and that version's id), or the settings' folder when the alias is unset."""
     record = await hub.alias("generator", settings.generation_alias)
@@ -41,7 +57,7 @@ async def initial_model(hub: ModelHub, settings: Settings, open_folder: OpenFold
         log.info("generation_alias_unset", alias=settings.generation_alias, serving=settings.generation_model)
         return await asyncio.to_thread(open_folder, settings.model_path / settings.generation_model), None
     version = await hub.resolve(record.version)
-    folder = await hub.materialise(version, settings.model_path)
+    folder = await local_folder(hub, version, settings)
     return await asyncio.to_thread(open_folder, folder), version.id
 
 
@@ -78,7 +94,7 @@ class ModelFollower:
             return
         try:
             version = await self.hub.resolve(record.version)
-            folder = await self.hub.materialise(version, self.settings.model_path)
+            folder = await local_folder(self.hub, version, self.settings)
             model = await asyncio.to_thread(self.open_folder, folder)
         except (HubError, OSError, RuntimeError, ValueError) as exc:
             log.error("model_swap_failed", alias=f"generator@{record.alias}", version=record.version,
