@@ -1,6 +1,8 @@
-"""generate follows `generator@production` on a real nats-server with the real model: a promotion swaps the
-model (fetched from the bus: this replica's model store lacks it) with no request dropped (the answer in flight finishes on the old version), a rollback swaps back,
-and a version whose files are damaged is refused without moving the alias or the served model."""
+"""generate follows `generator@production` on a real nats-server with the real model.
+
+A promotion swaps the model (fetched from the bus: this replica's model store lacks it) with no
+request dropped (the answer in flight finishes on the old version), a rollback swaps back, and a
+version whose files are damaged is refused without moving the alias or the served model."""
 
 from __future__ import annotations
 
