@@ -273,8 +273,9 @@ class ModelHub:
                 and current.version != version.id and not reindexed):
             raise NeedsReindex(
                 f"embedder@production is {current.version}: the index holds its vectors, and {version.id} "
-                f"embeds differently. Rebuild the index first: run `gyre reindex --embedding-model "
-                f"{version.name} --wait`, then promote again with --reindexed"
+                f"embeds differently. Rebuild the index with it: run `gyre reindex --embedding-model "
+                f"{version.name} --wait` (which moves embedder@production once search uses it; after a reindex "
+                f"without --wait, promote again with --reindexed)"
             )
 
     async def _move(
