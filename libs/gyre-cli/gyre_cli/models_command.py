@@ -7,6 +7,8 @@
   gyre models promote ROLE@ALIAS REF --reason TEXT [--evaluation ID] [--reindexed]
   gyre models rollback ROLE@ALIAS --reason TEXT [--reindexed]
   gyre models history ROLE@ALIAS                      (every move, oldest first)
+  gyre models compare --set GOLDEN.jsonl --documents DIR CANDIDATE... [--out docs/model-selection.md]
+                                                      (each candidate through the evaluate service; report + PNG)
 
 REF is NAME:VERSION:HASH12, NAME (its newest pushed version) or ROLE@ALIAS (e.g. generator@candidate).
 Roles are embedder and generator. A promotion checks the version's files in the Object Store against
@@ -26,6 +28,7 @@ from typing import Any
 
 import msgspec
 
+from gyre_cli.compare import command as compare_command
 from gyre_cli.subcommand import command_parser
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.config import load_settings
@@ -120,6 +123,8 @@ async def run_models(args: argparse.Namespace) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.action == "compare":  # runs private stacks of its own, not a hub action on the running bus
+        return compare_command.run(args)
     try:
         print(asyncio.run(run_models(args)))
     except NotFound as exc:
@@ -160,4 +165,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         writing.add_argument("--by", default=current_user(), help="who does it (default: your user name)")
     history = actions.add_parser("history", help="every move of ROLE@ALIAS, oldest first")
     history.add_argument("alias", metavar="ROLE@ALIAS")
+    compare = actions.add_parser(
+        "compare", help="measure candidate models through the evaluate service; write the selection report",
+        description=compare_command.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare_command.add_arguments(compare)
     models.set_defaults(func=cmd_models)

@@ -50,7 +50,7 @@ def _env(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model_root = load_settings().model_path
+    model_root = load_settings().model_path.resolve()
     try:
         candidates: list[Candidate] = [parse_candidate(spec, model_root) for spec in args.candidates]
         extra_env = _env(args.env)
