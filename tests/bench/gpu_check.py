@@ -337,6 +337,11 @@ def render(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def has_failures(report: Report) -> bool:
+    """Whether a benchmark or one of its rows failed (the run's exit status says so too)."""
+    return any("failed" in row.lower() for rows in report.sections.values() for row in rows)
+
+
 def _section(report: Report, title: str, fn: Callable[[], list[str]]) -> None:
     """Runs one benchmark; its failure becomes the section's text and the others still run."""
     print(f"[gpu-check] {title} ...", flush=True)
@@ -388,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(report))
     print(f"[gpu-check] wrote {args.out}", flush=True)
+    if args.command == "bench" and has_failures(report):
+        print("[gpu-check] a benchmark failed: see the report", flush=True)
+        return 1
     return 0
 
 
