@@ -75,6 +75,10 @@ bench-fairness: setup models
 bench-answers: setup models
     .venv/bin/python -m tests.bench.answers --write docs/benchmarks.md
 
+# On a machine with an NVIDIA GPU: own venv (onnxruntime-gpu, onnxruntime-genai-cuda), CUDA generator, embedding and generation benchmarks; to docs/benchmarks-gpu.md (GYRE_GPU_CHECK_PROVIDER=cpu tries it on CPU)
+gpu-check:
+    bash scripts/gpu-check.sh
+
 # Rebuild the evaluation corpora's golden sets (tests/eval/corpora) from the Debian packages
 eval-corpora: setup
     .venv/bin/python -m tests.eval.build_corpora

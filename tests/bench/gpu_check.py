@@ -40,9 +40,9 @@ HEADER = """# GPU benchmarks
 <!-- Written by scripts/gpu-check.sh (tests/bench/gpu_check.py): rerun it to replace this file. -->
 
 How this file is produced: `just gpu-check` (or `bash scripts/gpu-check.sh`) on a machine with an
-NVIDIA GPU, the repository and the package registries. In at most about 8 minutes it (1) creates
-`.venv-gpu` with onnxruntime-gpu and onnxruntime-genai-cuda (pinned in
-`scripts/gpu-check-requirements.txt`; the CUDA and cuDNN libraries come as pip packages), (2) builds
+NVIDIA GPU (a driver that supports CUDA 13), the repository and the package registries. In at
+most about 8 minutes it (1) creates `.venv-gpu` with onnxruntime-gpu and onnxruntime-genai-cuda
+(pinned in `scripts/gpu-check-requirements.txt`; CUDA and cuDNN come as pip packages), (2) builds
 the default models if missing (`libs/gyre-modelbuild/build.sh`) and the CUDA variant of the generator
 (the same recipe as `smollm2-135m-instruct`, builder option `-e cuda`, into `data/gpu-check/models`),
 (3) runs the embedding benchmark (all-MiniLM-L6-v2, CUDA against CPU, batch 32) and the generation
