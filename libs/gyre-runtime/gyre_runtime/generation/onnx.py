@@ -1,11 +1,14 @@
 """Generator backend: onnxruntime-genai in this process (CUDA when onnxruntime-genai-cuda and a GPU are there).
 
-One owner thread per backend does all stepping (`generate_next_token` holds the GIL, so more
-threads would add no throughput). It serves up to `max_active` requests at once, round-robin one
-token each, so a long answer does not block a short one; more requests wait in its queue. Deltas
-reach asyncio through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A consumer that stops
-iterating (aclose, cancellation, garbage collection) sets a cancel flag: the owner thread stops
-stepping that request and drops its og.Generator (and KV cache).
+One owner thread per backend does all model work (og.Engine must be driven from one thread). It
+serves up to `max_active` requests at once: requests that arrive together run as one batch on an
+og.Engine (4 rows on CPU; the model runs with the GIL released), later arrivals start another batch
+rather than wait for the running one to end, and the owner thread steps the batches in turn, so a
+long answer does not block a short one. Seeded sampling runs alone on an og.Generator, since the
+CPU Engine cannot seed one request of a batch (see `onnx_lanes`). More requests wait in its queue.
+Deltas reach asyncio through `loop.call_soon_threadsafe` into an `asyncio.Queue`. A consumer that
+stops iterating (aclose, cancellation, garbage collection) sets a cancel flag: the owner thread
+cancels that request (its batch mates run on) and frees its KV cache.
 """
 
 from __future__ import annotations
@@ -16,63 +19,16 @@ import queue
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import onnxruntime_genai as og
 
 from gyre_contracts import SamplingParams
 from gyre_runtime.generation.base import ChatTurn
 from gyre_runtime.generation.chat_template import format_chatml
-from gyre_runtime.generation.stops import StopSequences
+from gyre_runtime.generation.onnx_lanes import Done, EngineBatch, Failed, Job, LoneGenerator, Row
 from gyre_runtime.models.manifest import load_manifest
 
-
-class _Done(msgspec.Struct, frozen=True):
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-
-
-class _Failed(msgspec.Struct, frozen=True):
-    error: BaseException
-    prompt_tokens: int
-
-
-class _Job:
-    __slots__ = ("cancelled", "completion_tokens", "loop", "params", "prompt", "prompt_tokens", "queue")
-
-    def __init__(self, prompt: str, params: SamplingParams, loop: asyncio.AbstractEventLoop) -> None:
-        self.prompt = prompt
-        self.params = params
-        self.loop = loop
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
-        self.cancelled = False
-        self.prompt_tokens = 0  # live counts, written by the owner thread
-        self.completion_tokens = 0
-
-    def emit(self, item: object) -> bool:
-        try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-            return True
-        except RuntimeError:  # the consumer's event loop is closed
-            self.cancelled = True
-            return False
-
-
-class _Active:
-    """A running request, touched only by the owner thread."""
-
-    __slots__ = ("completion_tokens", "decoder", "generator", "job", "pending", "prompt_tokens", "stops")
-
-    def __init__(self, job: _Job, generator: og.Generator, decoder: og.TokenizerStream, prompt: Any) -> None:
-        self.job = job
-        self.generator = generator
-        self.decoder = decoder
-        self.prompt_tokens = len(prompt)
-        self.pending = prompt  # prompt tokens not yet appended (prefilled in chunks)
-        self.completion_tokens = 0
-        self.stops = StopSequences(job.params.stop)
+Lane = EngineBatch | LoneGenerator
 
 
 class OnnxGenaiStream:
@@ -82,7 +38,7 @@ class OnnxGenaiStream:
         self._backend = backend
         self._prompt = prompt
         self._params = params
-        self._job: _Job | None = None
+        self._job: Job | None = None
         self._finished = False
         self.finish_reason: str | None = None
 
@@ -102,7 +58,7 @@ class OnnxGenaiStream:
         if self._finished:
             raise StopAsyncIteration
         if self._job is None:
-            self._job = _Job(self._prompt, self._params, asyncio.get_running_loop())
+            self._job = Job(self._prompt, self._params, asyncio.get_running_loop())
             self._backend._submit(self._job)
         try:
             item = await self._job.queue.get()
@@ -112,10 +68,10 @@ class OnnxGenaiStream:
         if isinstance(item, str):
             return item
         self._finished = True
-        if isinstance(item, _Done):
+        if isinstance(item, Done):
             self.finish_reason = item.finish_reason
             raise StopAsyncIteration
-        assert isinstance(item, _Failed)
+        assert isinstance(item, Failed)
         self.finish_reason = "error"
         raise item.error
 
@@ -156,11 +112,11 @@ class OnnxGenaiBackend:
             ctx = int(genai["model"]["context_length"])
         self.context_length = int(ctx)
         self._max_active = max(1, max_active)
-        # A long prompt is appended in chunks, interleaved with the other requests' tokens: og
-        # holds the GIL through append_tokens (1.8k tokens: ~3.7 s in one call on 2 cores), so
-        # one call would stall the event loop and every other stream for that long.
+        # On the og.Generator path (seeded sampling) a long prompt is appended in chunks,
+        # interleaved with the other requests' steps: og holds the GIL through append_tokens
+        # (1.8k tokens: ~3.7 s in one call on 2 cores), so one call would stall the event loop.
         self._prefill_chunk = max(1, prefill_chunk)
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"og-{self.manifest.name}", daemon=True)
         self._thread.start()
@@ -179,7 +135,7 @@ class OnnxGenaiBackend:
             raise RuntimeError("generator is closed")
         return OnnxGenaiStream(self, format_chatml(messages), params)
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: Job) -> None:
         if self._closed:
             raise RuntimeError("generator is closed")
         if not self._thread.is_alive():
@@ -197,47 +153,46 @@ class OnnxGenaiBackend:
     # -- owner thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        active: list[_Active] = []
+        lanes: list[Lane] = []
         try:
-            while self._serve(active):
+            while self._serve(lanes):
                 pass
         except BaseException as exc:  # a bug here must not leave consumers waiting forever
-            for a in active:
-                a.job.emit(_Failed(exc, a.prompt_tokens))
-            active.clear()
+            for lane in lanes:
+                lane.fail_all(exc)
+            lanes.clear()
             raise
         finally:
-            for a in active:
-                a.job.emit(_Done(a.prompt_tokens, a.completion_tokens, "cancelled"))
+            for lane in lanes:
+                lane.end_all("cancelled")
             while True:  # anything still queued
                 try:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
                     break
                 if job is not None:
-                    job.emit(_Done(0, 0, "cancelled"))
+                    job.emit(Done(0, 0, "cancelled"))
 
-    def _serve(self, active: list[_Active]) -> bool:
-        """Admit waiting requests, then one token for each active one; False on close."""
-        while len(active) < self._max_active:
+    def _serve(self, lanes: list[Lane]) -> bool:
+        """Admit waiting requests, then one step of each batch and lone generator; False on close."""
+        while sum(lane.rows for lane in lanes) < self._max_active:
             try:
-                job = self._jobs.get(block=not active)
+                job = self._jobs.get(block=not lanes)
             except queue.Empty:
                 break
             if job is None:
                 return False
-            started = self._start(job)
-            if started is not None:
-                active.append(started)
-        for a in list(active):
-            if not self._step(a):
-                active.remove(a)
-                a.generator = None  # frees the KV cache now
+            self._admit(job, lanes)
+        for lane in list(lanes):
+            lane.step()
+            if lane.finished:
+                lanes.remove(lane)
         return True
 
-    def _start(self, job: _Job) -> _Active | None:
+    def _admit(self, job: Job, lanes: list[Lane]) -> None:
+        """Tokenize and check ``job``, then put it in a batch that has not stepped yet (or a new one)."""
         if job.cancelled:
-            return None
+            return
         prompt_tokens = 0
         try:
             tokens = self._tokenizer.encode(job.prompt)
@@ -246,53 +201,21 @@ class OnnxGenaiBackend:
             if prompt_tokens >= self.context_length:
                 raise ValueError(f"prompt has {prompt_tokens} tokens; the model's context is {self.context_length}")
             if p.max_tokens <= 0:
-                job.emit(_Done(prompt_tokens, 0, "length"))
-                return None
+                job.emit(Done(prompt_tokens, 0, "length"))
+                return
             max_length = min(prompt_tokens + p.max_tokens, self.context_length)
-            gp = og.GeneratorParams(self._model)
-            gp.set_search_options(**_search_options(p, max_length=max_length))
-            generator = og.Generator(self._model, gp)
-            return _Active(job, generator, self._tokenizer.create_stream(), tokens)
+            row = Row(job, self._tokenizer.create_stream(), prompt_tokens)
+            if p.temperature > 0 and p.seed is not None:
+                options = _search_options(p, max_length=max_length)
+                lanes.append(LoneGenerator(self._model, row, tokens, options, lambda: self._prefill_chunk, self._eos))
+                return
+            batch = next((lane for lane in lanes if isinstance(lane, EngineBatch) and lane.accepts()), None)
+            if batch is None:
+                batch = EngineBatch(self._model)
+                lanes.append(batch)
+            batch.add(row, tokens, p, max_length)
         except Exception as exc:  # handed to the consumer
-            job.emit(_Failed(exc, prompt_tokens))
-            return None
-
-    def _step(self, a: _Active) -> bool:
-        """One token (or one prefill chunk) for one request; False when the request is over."""
-        job = a.job
-        if job.cancelled:
-            return False
-        try:
-            if len(a.pending):
-                a.generator.append_tokens(a.pending[: self._prefill_chunk])
-                a.pending = a.pending[self._prefill_chunk :]
-                return True
-            if a.generator.is_done():
-                return self._finish(a, "length")
-            a.generator.generate_next_token()
-            token = int(a.generator.get_next_tokens()[0])
-            a.completion_tokens += 1
-            job.completion_tokens = a.completion_tokens
-            if token in self._eos:
-                return self._finish(a, "stop")
-            released = a.stops.feed(a.decoder.decode(token))
-            if released and not job.emit(released):
-                return False
-            if a.stops.stopped:
-                return self._finish(a, "stop")
-            if a.completion_tokens >= job.params.max_tokens or a.generator.is_done():
-                return self._finish(a, "length")
-            return True
-        except Exception as exc:  # handed to the consumer
-            job.emit(_Failed(exc, a.prompt_tokens))
-            return False
-
-    def _finish(self, a: _Active, reason: str) -> bool:
-        rest = a.stops.rest()
-        if rest:
-            a.job.emit(rest)
-        a.job.emit(_Done(a.prompt_tokens, a.completion_tokens, reason))
-        return False
+            job.emit(Failed(exc, prompt_tokens))
 
 
 def _search_options(params: SamplingParams, *, max_length: int) -> dict[str, object]:
