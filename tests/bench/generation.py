@@ -9,7 +9,8 @@ One run measures, each figure against a baseline measured in the same run:
    bus (`gyre.generate.>`) and times each hop. Retrieval is reported apart: a few questions with
    retrieval on over a few ingested documents, with `GenerationCompleted.timings`.
 2. 1, 4 and 8 concurrent streamed requests through the gateway, and the raw backend at the same
-   concurrency: aggregate tokens/s (all tokens / wall time) and p95 request latency.
+   concurrency: aggregate tokens/s (all tokens / wall time) and p95 request latency; from them, issue
+   10's batching targets (8 streams' aggregate over one stream's, 4 requests' time over one's).
 3. The three Generator backends side by side through the Generator port (one harness): onnx
    in-process, `openai` pointed at this run's Gyre gateway, `triton` against a real tritonserver
    (deploy/triton: setup.sh, run.sh) on free ports.
@@ -406,6 +407,7 @@ class Level:
     aggregate_tokens_per_s: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
+    walls_ms: list[float] = field(default_factory=list)  # per round: first start -> last end
 
 
 async def burst(level: Level, start_one: Callable[[], Awaitable[Sample]]) -> None:
@@ -414,6 +416,7 @@ async def burst(level: Level, start_one: Callable[[], Awaitable[Sample]]) -> Non
     samples = await asyncio.gather(*(start_one() for _ in range(level.concurrency)))
     wall = max(s.done for s in samples) - min(s.started for s in samples)
     level.aggregate_tokens_per_s.append(sum(s.tokens for s in samples) / wall)
+    level.walls_ms.append(wall * 1000)
     level.latencies_ms += [s.total_ms for s in samples]
     level.ttft_ms += [s.ttft_ms for s in samples]
 
@@ -693,6 +696,7 @@ def report(
             f"{gw_agg / rw_agg:.2f} | {fmt(p95(gw.latencies_ms), 0)} ms | {fmt(p95(rw.latencies_ms), 0)} ms | "
             f"{fmt(median(gw.ttft_ms), 0)} / {fmt(p95(gw.ttft_ms), 0)} ms |"
         )
+    lines += ["", *batching_targets(*levels)]
     lines += [
         "",
         "### Three backends, one harness",
@@ -732,6 +736,41 @@ def report(
         ]
     lines += ["", END, ""]
     return "\n".join(lines)
+
+
+def batching_targets(gateway: list[Level], raw: list[Level]) -> list[str]:
+    """Issue 10's batched-generation targets, from the concurrency levels above (medians over rounds)."""
+
+    def by(levels: list[Level], c: int) -> Level | None:
+        return next((level for level in levels if level.concurrency == c), None)
+
+    def scale(levels: list[Level]) -> float:
+        one, eight = by(levels, 1), by(levels, 8)
+        if one is None or eight is None:
+            return float("nan")
+        return median(eight.aggregate_tokens_per_s) / median(one.aggregate_tokens_per_s)
+
+    def slowdown(levels: list[Level]) -> float:
+        one, four = by(levels, 1), by(levels, 4)
+        if one is None or four is None:
+            return float("nan")
+        return median(four.walls_ms) / median(one.walls_ms)
+
+    def judged(value: float, ok: bool) -> str:
+        return "n/a" if value != value else f"{value:.2f}x ({'met' if ok else 'missed'})"
+
+    g_scale, r_scale, g_slow, r_slow = scale(gateway), scale(raw), slowdown(gateway), slowdown(raw)
+    return [
+        "Batched generation (issue 10), from the rounds above: concurrent requests run as batches on "
+        "onnxruntime-genai's og.Engine (4 rows a batch on CPU; later arrivals start another batch).",
+        "",
+        "| measure | gateway | raw `OnnxGenaiBackend` | target |",
+        "| --- | --- | --- | --- |",
+        f"| 8 concurrent streams' aggregate tokens/s over one stream's | {judged(g_scale, g_scale >= 2.5)} | "
+        f"{judged(r_scale, r_scale >= 2.5)} | >= 2.5x |",
+        f"| time for 4 concurrent requests (first start -> last end) over the time of one | "
+        f"{judged(g_slow, g_slow <= 2)} | {judged(r_slow, r_slow <= 2)} | <= 2x |",
+    ]
 
 
 def replace_section(document: str, section: str) -> str:
