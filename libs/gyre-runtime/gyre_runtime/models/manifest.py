@@ -37,6 +37,7 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     dimension: int | None = None  # embedding models
     max_tokens: int | None = None  # embedding models: input tokens per text
     context_length: int | None = None  # generation models
+    chat_template: str = "chatml"  # generation models: how turns become a prompt (generation.chat_template)
     license: str = ""
     tools: dict[str, str] = {}
     evaluation: dict[str, float] = {}
