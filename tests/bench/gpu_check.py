@@ -57,8 +57,6 @@ this file. A step that fails is a row below, with its error. Without `nvidia-smi
 class Report:
     """What the run found; each section holds rows or the error that stopped it."""
 
-    provider: str
-    size: str
     run: dict[str, str] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     sections: dict[str, list[str]] = field(default_factory=dict)
@@ -72,12 +70,6 @@ def _dist(*names: str) -> str:
         except PackageNotFoundError:
             continue
     return "not installed"
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def load_runtime(provider: str) -> Any:
@@ -144,7 +136,10 @@ def embed_rate(model: Path, provider: str, batches: list[dict[str, Any]], rounds
     output = [o.name for o in session.get_outputs()][:1]
     for f in feeds[:2]:  # warm-up: CUDA allocates and picks kernels on the first runs
         session.run(output, f)
-    seconds = _timed(lambda: [session.run(output, f) for _ in range(rounds) for f in feeds])
+    t0 = time.perf_counter()
+    for f in feeds * rounds:
+        session.run(output, f)
+    seconds = time.perf_counter() - t0
     n = sum(len(f["input_ids"]) for f in feeds) * rounds
     return {"chunks_per_s": n / seconds, "ms_per_batch": 1000 * seconds / (len(feeds) * rounds), "providers": used}
 
@@ -161,7 +156,8 @@ def embedding_section(embedder: Path, provider: str, size: dict[str, int]) -> li
     tokens = sum(int(b["attention_mask"].sum()) for b in batches) / len(texts)
     rows = [
         f"{len(texts)} chunks of {tokens:.0f} tokens on average, batch {BATCH}, {size['rounds']} round(s) timed "
-        "after 2 warm-up batches; model calls only (tokenisation is the same on both providers and not counted).",
+        f"({'1 on the CPU for comparison' if provider == 'cuda' else 'on the CPU'}) after 2 warm-up batches; "
+        "model calls only (tokenisation is the same on both providers and not counted).",
         "",
         "| model file | provider | chunks/s | ms per batch | against CPU | session providers |",
         "| --- | --- | ---: | ---: | ---: | --- |",
@@ -173,7 +169,7 @@ def embedding_section(embedder: Path, provider: str, size: dict[str, int]) -> li
         cpu_rate = None
         for p in reversed(providers):  # CPU first: the CUDA row is compared with it
             try:
-                r = embed_rate(embedder / file, p, batches, size["rounds"])
+                r = embed_rate(embedder / file, p, batches, size["rounds"] if p == provider else 1)
             except Exception as exc:
                 rows.append(f"| {file} | {p} | failed | | | {_one_line(exc)} |")
                 continue
@@ -354,7 +350,7 @@ def _section(report: Report, title: str, fn: Callable[[], list[str]]) -> None:
 
 def bench(args: argparse.Namespace) -> Report:
     size = SIZES[args.size]
-    report = Report(args.provider, args.size, run_info(args.provider, args.gpu_info), read_steps(args.steps))
+    report = Report(run_info(args.provider, args.gpu_info), read_steps(args.steps))
     report.run["size"] = f"{args.size} {size}"
     _section(report, "Embedding", lambda: embedding_section(args.embedder, args.provider, size))
     _section(report, "Generation", lambda: generation_section(args.generator, args.provider, size))
@@ -385,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         report = bench(args)
     else:
-        report = Report(args.provider, args.size, run_info(args.provider, args.gpu_info), read_steps(args.steps))
+        report = Report(run_info(args.provider, args.gpu_info), read_steps(args.steps))
         report.sections = {
             "Embedding": [f"**Not measured:** {args.why}."],
             "Generation": [f"**Not measured:** {args.why}."],
