@@ -105,3 +105,16 @@ def test_answer_rate_and_peak_memory() -> None:
 
     rss = peak_rss(os.getpid())
     assert rss is None or rss > 10 * 2**20
+
+
+def test_an_unreachable_endpoint_fails_its_row_before_any_stack_starts(tmp_path: Path) -> None:
+    from gyre_cli.compare.runner import endpoint_problem, run_candidate
+    from tests.support.nats_server import free_port
+
+    remote = parse_candidate(f"openai:m@http://127.0.0.1:{free_port()}/v1", tmp_path)
+    problem = endpoint_problem(remote, timeout_s=2)
+    assert problem is not None and problem.startswith("endpoint unreachable")
+    row = run_candidate(remote, items=[], documents_root=tmp_path, documents=[], model_root=tmp_path)
+    assert not row.ok and "unreachable" in (row.error or "") and row.seconds < 30
+    write_model(tmp_path, "gen", "generation")
+    assert endpoint_problem(parse_candidate("gen", tmp_path)) is None

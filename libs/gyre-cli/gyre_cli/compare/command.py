@@ -26,6 +26,7 @@ from gyre_cli.compare.drive import CONTENT_TYPES, log
 from gyre_cli.compare.report import chart, choose, render
 from gyre_cli.compare.runner import Row, run_candidate
 from gyre_runtime.config import load_settings
+from gyre_runtime.logging import configure_logging
 from gyre_runtime.state.golden_sets import GoldenSetError, parse_golden_jsonl
 
 
@@ -50,6 +51,7 @@ def _env(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging("gyre-cli", "warning")  # its own progress lines only, not each stack's topology log
     model_root = load_settings().model_path.resolve()
     try:
         candidates: list[Candidate] = [parse_candidate(spec, model_root) for spec in args.candidates]

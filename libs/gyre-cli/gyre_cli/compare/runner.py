@@ -79,6 +79,20 @@ def answer_rate(items: Sequence[Mapping[str, Any]]) -> float | None:
     return statistics.median(rates) if rates else None
 
 
+def endpoint_problem(candidate: Candidate, timeout_s: float = 10.0) -> str | None:
+    """Why a remote candidate cannot be measured (its server does not answer), before a stack is started for it."""
+    base_url = candidate.env.get("GYRE_OPENAI_BASE_URL")
+    if candidate.local or not base_url:
+        return None
+    headers = {"Authorization": f"Bearer {candidate.env['GYRE_OPENAI_API_KEY']}"} \
+        if candidate.env.get("GYRE_OPENAI_API_KEY") else {}
+    try:
+        httpx.get(f"{base_url.rstrip('/')}/models", headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"endpoint unreachable: {type(exc).__name__}: {exc}"
+    return None
+
+
 def run_candidate(
     candidate: Candidate,
     *,
@@ -92,6 +106,11 @@ def run_candidate(
     """``candidate`` through the evaluate service on a stack of its own; never raises for a failed run."""
     started = time.perf_counter()
     row = Row(candidate)
+    unreachable = endpoint_problem(candidate)
+    if unreachable:
+        row.error = unreachable
+        log(f"{candidate.label}: {unreachable}")
+        return row
     try:
         with tempfile.TemporaryDirectory(prefix="gyre-compare-") as data_dir:
             stack = LocalStack(
