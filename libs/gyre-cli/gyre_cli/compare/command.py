@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def _env(pairs: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging("gyre-cli", "warning")  # its own progress lines only, not each stack's topology log
+    # SIGTERM unwinds like Ctrl-C, so the candidate's private stack is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     model_root = load_settings().model_path.resolve()
     try:
         candidates: list[Candidate] = [parse_candidate(spec, model_root) for spec in args.candidates]
