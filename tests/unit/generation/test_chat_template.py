@@ -24,13 +24,13 @@ def test_chatml_opens_the_assistant_turn_and_adds_no_system_prompt() -> None:
 
 def test_gemma_names_the_assistant_model_and_opens_its_turn() -> None:
     assert format_prompt("gemma", CAPITAL) == (
-        "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
+        "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
     )
 
 
 def test_gemma_puts_the_system_text_into_the_first_user_turn_only() -> None:
     assert format_gemma(CONVERSATION) == (
-        "<start_of_turn>user\nAnswer briefly.\n\nWhat is the capital of France?<end_of_turn>\n"
+        "<bos><start_of_turn>user\nAnswer briefly.\n\nWhat is the capital of France?<end_of_turn>\n"
         "<start_of_turn>model\nParis.<end_of_turn>\n"
         "<start_of_turn>user\nAnd of Italy?<end_of_turn>\n"
         "<start_of_turn>model\n"
@@ -39,12 +39,13 @@ def test_gemma_puts_the_system_text_into_the_first_user_turn_only() -> None:
 
 def test_gemma_system_text_without_a_user_turn_becomes_one() -> None:
     assert format_gemma([("system", "Say hello.")]) == (
-        "<start_of_turn>user\nSay hello.<end_of_turn>\n<start_of_turn>model\n"
+        "<bos><start_of_turn>user\nSay hello.<end_of_turn>\n<start_of_turn>model\n"
     )
 
 
-def test_no_template_writes_a_bos_token_the_tokenizer_adds_it() -> None:
-    assert not any(format_prompt(t, CAPITAL).startswith(("<bos>", "<s>")) for t in ("chatml", "gemma"))
+def test_only_gemma_starts_with_a_bos_token_which_onnxruntime_genai_would_not_add() -> None:
+    assert format_prompt("gemma", CAPITAL).startswith("<bos><start_of_turn>")
+    assert format_prompt("chatml", CAPITAL).startswith("<|im_start|>")  # SmolLM2 takes no BOS
 
 
 def test_an_unknown_template_is_refused_naming_the_known_ones() -> None:

@@ -32,11 +32,20 @@ def _write(folder: Path, **fields: object) -> Path:
 def test_a_manifest_without_chat_template_reads_as_chatml(tmp_path: Path) -> None:
     manifest = load_manifest(_write(tmp_path / "old"))
     assert manifest.chat_template == "chatml"
+    assert manifest.instruction_tuned
     assert manifest.license == ""
 
 
-def test_a_candidate_manifest_carries_its_template_licence_and_context(tmp_path: Path) -> None:
+def test_a_candidate_manifest_carries_its_template_tuning_licence_and_context(tmp_path: Path) -> None:
     manifest = load_manifest(
-        _write(tmp_path / "gemma", name="gemma3-270m", chat_template="gemma", license="gemma", context_length=32768)
+        _write(
+            tmp_path / "gemma",
+            name="gemma3-270m",
+            chat_template="gemma",
+            instruction_tuned=False,
+            license="gemma",
+            context_length=32768,
+        )
     )
     assert (manifest.chat_template, manifest.license, manifest.context_length) == ("gemma", "gemma", 32768)
+    assert not manifest.instruction_tuned

@@ -1,8 +1,8 @@
 """Chat turns to the prompt text a model was tuned on, named by its manifest's `chat_template`.
 
 One module shared by every backend that formats its own prompts. No default system prompt is
-injected (onnxruntime-genai's apply_chat_template would add one); the tokenizer adds any BOS
-token itself (Gemma's `<bos>` is in its post-processor), so no template writes one.
+injected (onnxruntime-genai's apply_chat_template would add one). A BOS token the model needs is
+written here, as text: onnxruntime-genai's tokenizer never adds one itself.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ def format_chatml(messages: Sequence[ChatTurn]) -> str:
 
 
 def format_gemma(messages: Sequence[ChatTurn]) -> str:
-    """Gemma's turns: `<start_of_turn>user\\ncontent<end_of_turn>\\n`, the assistant's role named
-    `model`, then the model's turn opened. Gemma has no system role: as in Gemma's own template,
-    system text goes before the first user turn's content, separated by a blank line."""
+    """Gemma's turns after `<bos>` (Gemma needs it): `<start_of_turn>user\\ncontent<end_of_turn>\\n`,
+    the assistant's role named `model`, then the model's turn opened. Gemma has no system role: as
+    in Gemma's own template, system text goes before the first user turn's content, separated by
+    a blank line."""
     system = "\n\n".join(content for role, content in messages if role == "system")
-    parts: list[str] = []
+    parts: list[str] = ["<bos>"]
     for role, content in messages:
         if role == "system":
             continue

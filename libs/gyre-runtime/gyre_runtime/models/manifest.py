@@ -38,6 +38,7 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int | None = None  # embedding models: input tokens per text
     context_length: int | None = None  # generation models
     chat_template: str = "chatml"  # generation models: how turns become a prompt (generation.chat_template)
+    instruction_tuned: bool = True  # generation models: False for a base model (continues text, ignores turns)
     license: str = ""
     tools: dict[str, str] = {}
     evaluation: dict[str, float] = {}
