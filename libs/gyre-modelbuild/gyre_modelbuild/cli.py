@@ -1,4 +1,4 @@
-"""`python -m gyre_modelbuild --model-dir DIR [--cache-dir DIR] [--only NAME] [--check]`.
+"""`python -m gyre_modelbuild --model-dir DIR [--cache-dir DIR] [--only NAME | --candidates] [--check]`.
 
 For each recipe: up to date in the model folder -> nothing; a valid build in the cache -> copied
 in; otherwise built (in the build venv: torch, optimum, onnxruntime-genai builder) into the
@@ -107,13 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None, help="default: $GYRE_MODEL_CACHE or ~/.cache/gyre/models")
     ap.add_argument("--no-cache", action="store_true", help="build straight into the model dir")
     ap.add_argument("--only", action="append", metavar="NAME", help="build only this model (repeatable)")
+    ap.add_argument("--candidates", action="store_true", help="build the candidate models instead of the defaults")
     ap.add_argument("--check", action="store_true", help=f"never build; exit {NEEDS_BUILD} if a build is needed")
     args = ap.parse_args(argv)
 
     model_dir = args.model_dir.resolve()
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir()).expanduser().resolve()
     t0 = time.monotonic()
-    results = {r.name: ensure(r, model_dir, cache_dir, check_only=args.check) for r in by_name(args.only)}
+    selected = by_name(args.only, candidates=args.candidates)
+    results = {r.name: ensure(r, model_dir, cache_dir, check_only=args.check) for r in selected}
     if "needs-build" in results.values():
         return NEEDS_BUILD
     log(

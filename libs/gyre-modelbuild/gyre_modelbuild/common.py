@@ -19,6 +19,7 @@ MANIFEST_NAME = "manifest.json"
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUILD_LIB_DIR = PACKAGE_DIR.parent  # libs/gyre-modelbuild
 REQUIREMENT_FILES = ("requirements-build.txt", "requirements-build-nodeps.txt")
+CANDIDATE_REQUIREMENT_FILES = ("requirements-build-candidates.txt",)  # weights only candidates need
 
 _T0 = time.monotonic()
 
@@ -35,10 +36,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def requirement_pins() -> list[str]:
+def requirement_pins(files: tuple[str, ...] = REQUIREMENT_FILES) -> list[str]:
     """The build environment's pins, comments and blank lines dropped (they are in the hash)."""
     pins: list[str] = []
-    for name in REQUIREMENT_FILES:
+    for name in files:
         path = BUILD_LIB_DIR / name
         if not path.exists():
             continue
@@ -139,5 +140,3 @@ def human_size(n: float) -> str:
 
 def folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-

