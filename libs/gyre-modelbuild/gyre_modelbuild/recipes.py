@@ -59,6 +59,13 @@ class Recipe:
 
 
 RECIPES: tuple[Recipe, ...] = (
+    # Graph fusion before int8 was measured and not adopted: onnxruntime.transformers.optimizer
+    # (what optimum's ORTOptimizer runs; model_type bert: 1 EmbedLayerNormalization, 6 Attention,
+    # 6 BiasGelu fused), then the same per-channel quantize_dynamic (Attention -> QAttention).
+    # Through OnnxEmbedder, 2 threads, batch 32, best of 8 interleaved rounds on a shared 2-core
+    # machine: 200-word chunks 72.4/s unfused vs 67.3/s fused; ~40-word sentences 479/s vs 403/s;
+    # min cosine vs fp32 over 400 sentences 0.9854 vs 0.9836 (96 chunks: 0.9850 vs 0.9806).
+    # onnxruntime already fuses the quantised graph when the session loads (ORT_ENABLE_ALL).
     Recipe(
         name="all-minilm-l6-v2",
         version="1",
