@@ -3,7 +3,7 @@
 onnxruntime-genai 0.18's Engine runs the requests it holds as one batch per `run()` call, with the
 GIL released while the model runs; per request it honours temperature, top_p, top_k, the number of
 tokens to generate and a KV-cache cap (`max_session_tokens`, else the cache grows to the model's
-8192-token context: ~1.7 GB for 4 requests). On CPU it is a static batcher: at most 4 requests
+8192-token context: ~1.5 GB for 4 requests). On CPU it is a static batcher: at most 4 requests
 (`configured_max_batch_size`; the config's `static_batching.max_batch_size` does not raise it), and
 a request added while a batch runs waits for the whole batch. So each `EngineBatch` takes requests
 only until its first step; later arrivals start another batch (Engines are cheap: 0.2 ms, no
