@@ -283,6 +283,7 @@ class LocalStack:
         """Until ``url`` answers 200. A Gyre service whose start failed for good says so (``error`` in
         its /readyz body, or a 500): that ends the wait at once when ``refusal_is_final``."""
         deadline = time.monotonic() + timeout_s
+        last = "no answer"
         while time.monotonic() < deadline:
             process = self.processes[name]
             if process.poll() is not None:
@@ -291,12 +292,13 @@ class LocalStack:
                 response = httpx.get(url, timeout=2.0)
                 if response.status_code == 200:
                     return
+                last = f"{response.status_code} {response.text[:300]}"
                 if refusal_is_final and (response.status_code == 500 or '"error"' in response.text):
                     raise StackError(f"{name} failed to start: {response.text}\n{self.log_tail(name)}")
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise StackError(f"{name} was not ready within {timeout_s:.0f} s:\n{self.log_tail(name)}")
+        raise StackError(f"{name} was not ready within {timeout_s:.0f} s (last answer: {last}):\n{self.log_tail(name)}")
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"

@@ -37,6 +37,9 @@ Hook = Callable[["Service"], Awaitable[None]]
 # Routes anyone may call: an orchestrator's probes carry no credentials. Every other route of a
 # service (/metrics, /stats, /tallies, ...) shows figures of every tenant and needs an operator credential.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# nats-py's connection states, by name (what /readyz says when a started service has lost the bus).
+_CONNECTION_STATES = {0: "disconnected", 1: "connected", 2: "closed", 3: "reconnecting", 4: "connecting",
+                      5: "draining subscriptions", 6: "draining publishers"}
 
 
 class OperatorOnlyMiddleware:
@@ -227,6 +230,10 @@ class Service:
             body["error"] = self.startup_error
         elif self.waiting_for_bus and not ready:
             body["waiting_for_bus"] = self.waiting_for_bus
+        elif not ready:
+            body["started"] = self.ready
+            if self._bus is not None:  # why a started service is not ready: its connection's state
+                body["bus"] = _CONNECTION_STATES.get(self._bus.nc._status, str(self._bus.nc._status))
         return JSONResponse(body, status_code=200 if ready else 503)
 
     def asgi(self) -> Starlette:
