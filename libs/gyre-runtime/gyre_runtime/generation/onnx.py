@@ -24,7 +24,7 @@ import onnxruntime_genai as og
 
 from gyre_contracts import SamplingParams
 from gyre_runtime.generation.base import ChatTurn
-from gyre_runtime.generation.chat_template import format_chatml
+from gyre_runtime.generation.chat_template import format_prompt
 from gyre_runtime.generation.onnx_lanes import Done, EngineBatch, Failed, Job, LoneGenerator, Row
 from gyre_runtime.models.manifest import load_manifest
 
@@ -130,10 +130,10 @@ class OnnxGenaiBackend:
         return len(self._tokenizer.encode(text)) if text else 0
 
     def stream(self, messages: Sequence[ChatTurn], params: SamplingParams) -> OnnxGenaiStream:
-        """The ChatML prompt of ``messages`` (what SmolLM2 was tuned on), generated when first iterated."""
+        """``messages`` in the chat template its manifest names, generated when first iterated."""
         if self._closed:
             raise RuntimeError("generator is closed")
-        return OnnxGenaiStream(self, format_chatml(messages), params)
+        return OnnxGenaiStream(self, format_prompt(self.manifest.chat_template, messages), params)
 
     def _submit(self, job: Job) -> None:
         if self._closed:
