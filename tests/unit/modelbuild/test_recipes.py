@@ -8,7 +8,7 @@ from gyre_modelbuild import cli, recipes
 from gyre_modelbuild.recipes import RECIPES, by_name
 
 DEFAULTS = {"all-minilm-l6-v2", "smollm2-135m-instruct"}
-CANDIDATES = {"smollm2-135m-instruct-int8", "smollm2-135m-instruct-fp32", "gemma3-270m"}
+CANDIDATES = {"smollm2-135m-instruct-int8", "smollm2-135m-instruct-fp32", "all-minilm-l6-v2-fp32", "gemma3-270m"}
 
 
 def test_plain_build_selects_only_the_defaults() -> None:
