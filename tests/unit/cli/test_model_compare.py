@@ -97,8 +97,8 @@ def test_the_report_has_every_row_the_choice_and_the_selection_factors(tmp_path:
 
 
 def test_answer_rate_and_peak_memory() -> None:
-    items = [{"completion_tokens": 50, "total_ms": 1000.0}, {"completion_tokens": 0, "total_ms": 10.0},
-             {"completion_tokens": 30, "total_ms": 500.0}]
+    items = [{"score": {"completion_tokens": 50, "total_ms": 1000.0}}, {"score": {"completion_tokens": 0}},
+             {"completion_tokens": 30, "total_ms": 500.0}, {"error": "timeout", "score": None}]
     assert answer_rate(items) == pytest.approx(55.0)
     assert answer_rate([]) is None
     import os
@@ -118,3 +118,15 @@ def test_an_unreachable_endpoint_fails_its_row_before_any_stack_starts(tmp_path:
     assert not row.ok and "unreachable" in (row.error or "") and row.seconds < 30
     write_model(tmp_path, "gen", "generation")
     assert endpoint_problem(parse_candidate("gen", tmp_path)) is None
+
+
+def test_on_a_small_set_a_gap_within_its_sampling_error_goes_to_the_cheaper_generator() -> None:
+    small, big = gen_row("small", 0.667, 1.8), gen_row("big", 0.833, 4.5)
+    for row in (small, big):
+        row.metrics["answerable_items"] = 18.0  # a 24-item gate set: 3 answers apart is noise
+    chosen, why = choose([small, big], "generator")
+    assert chosen is not None and chosen.candidate.label == "small" and "sampling error" in why
+    for row in (small, big):
+        row.metrics["answerable_items"] = 1600.0  # the same gap on a large set is real
+    chosen, _ = choose([small, big], "generator")
+    assert chosen is not None and chosen.candidate.label == "big"

@@ -71,10 +71,11 @@ def peak_rss(pid: int) -> int | None:
 
 def answer_rate(items: Sequence[Mapping[str, Any]]) -> float | None:
     """Median completion tokens per second of answer time over the items that generated something."""
+    scores = [item.get("score", item) for item in items]  # the evaluate service's rows: {"score": {...}, ...}
     rates = [
-        item["completion_tokens"] / (item["total_ms"] / 1000.0)
-        for item in items
-        if item.get("completion_tokens") and item.get("total_ms")
+        score["completion_tokens"] / (score["total_ms"] / 1000.0)
+        for score in scores
+        if isinstance(score, dict) and score.get("completion_tokens") and score.get("total_ms")
     ]
     return statistics.median(rates) if rates else None
 
