@@ -55,6 +55,10 @@ lint: setup
 chaos: setup models
     .venv/bin/python -m pytest -q tests/chaos
 
+# The model-selection report: defaults and candidates through the evaluate service on python3.11-doc; docs/model-selection.md
+model-selection: setup models models-candidates
+    .venv/bin/python -m tests.bench.model_selection
+
 # Benchmarks (not part of `just test`); results go to docs/benchmarks.md
 bench: setup models
     .venv/bin/python -m tests.bench.run --write docs/benchmarks.md

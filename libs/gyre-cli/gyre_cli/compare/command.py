@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for every candidate's stack (e.g. GYRE_ONNX_THREADS=2)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per candidate's ingestion and run")
+    parser.add_argument("--reproduce", help="the command the report names to reproduce it (default: this one)")
 
 
 def _env(pairs: list[str]) -> dict[str, str]:
@@ -84,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     drawn = chart(rows, png)
-    command = "gyre models compare " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if len(sys.argv) > 3 else ""
+    command = args.reproduce or (
+        "gyre models compare " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if len(sys.argv) > 3 else ""
+    )
     out.write_text(render(rows, set_label=f"{args.golden} ({len(items)} items, {len(documents)} pages)",
                           chart_name=png.name if drawn else None, command=command or "gyre models compare ..."))
     print(f"report: {out}" + (f" and {png}" if drawn else ""))
