@@ -136,6 +136,12 @@ def render(rows: Sequence[Row], *, set_label: str, chart_name: str | None, comma
         "runs the candidate (generate or embed). Answer tokens/s is completion tokens over the whole answer time "
         "(prefill included), median over items.",
         "",
+        "Reading it: answers pass Gyre's grounding check, which replaces an answer its sources do not support by a "
+        "quote of them (each run's own report counts how often). Correctness therefore measures the model together "
+        "with that check and with retrieval, and a weak model can score close to a strong one; groundedness, "
+        "refusals and cost tell them apart. Time to first token is the whole answer's time, since a checked answer "
+        "is sent once checked.",
+        "",
     ]
     for role, title in (("generator", "Generators"), ("embedder", "Embedders")):
         if not any(r.candidate.role == role for r in rows):
@@ -184,7 +190,7 @@ def chart(rows: Sequence[Row], path: Path) -> bool:
             size = max(30.0, (r.peak_rss_bytes or 0) / 2**20)
             ax.scatter([x], [y], s=size, alpha=0.6)
             ax.annotate(r.candidate.label, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        ax.set_title(f"{role}s: {quality} against latency (size = peak RAM, MB)")
+        ax.set_title(f"{role}s: {quality} against latency\n(point size = peak RAM, MB)", fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(quality)
         ax.grid(alpha=0.3)
