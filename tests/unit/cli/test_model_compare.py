@@ -54,7 +54,8 @@ def test_an_endpoint_is_a_remote_generator_and_a_malformed_one_is_refused(tmp_pa
 
 
 def gen_row(label: str, correct: float, cpu: float, degenerate: float = 0.0, local: bool = True) -> Row:
-    candidate = Candidate(label=label, role="generator", env={}, local=local, facts={"licence": "MIT"}, disk_bytes=2**20)
+    candidate = Candidate(label=label, role="generator", env={}, local=local, facts={"licence": "MIT"},
+                          disk_bytes=2**20)
     return Row(candidate, metrics={"must_include": correct, "cpu_s_mean": cpu, "degenerate": degenerate,
                                    "total_ms_p50": 1000 * cpu, "ttft_ms_p50": 900 * cpu}, peak_rss_bytes=300 * 2**20)
 
