@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from gyre_cli.stack import SERVICES, LocalStack, find_executable
+from tests.support.model_folders import renamed_copy
 from tests.support.models import EMBEDDER, GENERATOR, built_models
 from tests.support.nats_server import free_port
 from tests.support.stack import DEFAULT_ENV, assert_no_permission_violations
@@ -39,7 +40,7 @@ def hub_stack() -> Iterator[tuple[LocalStack, Path]]:
         for name in (EMBEDDER, GENERATOR):
             shutil.copytree(built_models() / name, store / name)
         # Outside the store: it reaches generate by the bus.
-        candidate = renamed(store / GENERATOR, Path(root) / "candidate" / "smollm2-tuned", "smollm2-tuned")
+        candidate = renamed_copy(store / GENERATOR, Path(root) / "candidate" / "smollm2-tuned", "smollm2-tuned")
         stack = LocalStack(
             data_dir=Path(root) / "data", model_dir=store, nats_port=free_port(), nats_monitor_port=free_port(),
             ports={name: free_port() for name in SERVICES},
@@ -124,20 +125,12 @@ def test_gyre_up_registered_the_models_and_a_promotion_swaps_without_dropping_an
     assert history.returncode == 0 and history.stdout.count("generator@production") >= 3, history.stdout
 
 
-def renamed(source: Path, target: Path, name: str) -> Path:
-    shutil.copytree(source, target)
-    manifest = json.loads((target / "manifest.json").read_text())
-    manifest["name"] = name
-    (target / "manifest.json").write_text(json.dumps(manifest))
-    return target
-
-
 def test_the_embedder_alias_moves_only_through_a_reindex_and_unknown_refs_name_what_exists(
     hub_stack: tuple[LocalStack, Path], tmp_path: Path,
 ) -> None:
     stack, _ = hub_stack
     assert stack.model_dir is not None
-    other = renamed(stack.model_dir / EMBEDDER, tmp_path / "minilm-other", "minilm-other")
+    other = renamed_copy(stack.model_dir / EMBEDDER, tmp_path / "minilm-other", "minilm-other")
     assert gyre(stack, "models", "push", str(other), "--by", "e2e").returncode == 0
     refused = gyre(stack, "models", "promote", "embedder@production", "minilm-other", "--reason", "no reindex")
     assert refused.returncode == 1 and "gyre reindex --embedding-model" in refused.stderr, refused.stderr

@@ -7,7 +7,6 @@ version whose files are damaged is refused without moving the alias or the serve
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,18 +31,10 @@ from gyre_runtime.config import Settings
 from gyre_runtime.hub import ArtifactMismatch, ModelHub
 from gyre_runtime.service import Service
 from gyre_runtime.state.prompts import LEGACY_TEMPLATE, PromptRegistry
+from tests.support.model_folders import renamed_copy
 from tests.support.models import GENERATOR, built_models
 
 pytestmark = pytest.mark.models
-
-
-def renamed_copy(source: Path, target: Path, name: str) -> Path:
-    """The same weights under another name: another hub version (its id starts with the name)."""
-    shutil.copytree(source, target)
-    manifest = json.loads((target / "manifest.json").read_text())
-    manifest["name"] = name
-    (target / "manifest.json").write_text(json.dumps(manifest))
-    return target
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import msgspec
@@ -34,3 +36,13 @@ def write_model_folder(
     )
     (folder / MANIFEST_NAME).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
     return manifest
+
+
+def renamed_copy(source: Path, target: Path, name: str) -> Path:
+    """A built model folder copied under another name: the same weights as another hub version (its id
+    starts with the name), as a tuned or rebuilt model would arrive."""
+    shutil.copytree(source, target)
+    manifest = json.loads((target / MANIFEST_NAME).read_text())
+    manifest["name"] = name
+    (target / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return target
