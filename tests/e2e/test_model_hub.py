@@ -59,8 +59,9 @@ def gyre(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
 
 def served_version(client: httpx.Client) -> str:
     cards = client.get("/v1/models").json()["data"]
-    return next(card["version"] for card in cards if card.get("kind", "generation") == "generation"
-                and card["id"] == GENERATOR)
+    versions = [card["version"] for card in cards if card.get("kind") == "generation" and card["id"] == GENERATOR]
+    assert versions, f"/v1/models lists no {GENERATOR}: {cards}"
+    return str(versions[0])
 
 
 def wait_for_version(client: httpx.Client, version: str, timeout_s: float = 90) -> None:

@@ -230,10 +230,8 @@ class Service:
             body["error"] = self.startup_error
         elif self.waiting_for_bus and not ready:
             body["waiting_for_bus"] = self.waiting_for_bus
-        elif not ready:
-            body["started"] = self.ready
-            if self._bus is not None:  # why a started service is not ready: its connection's state
-                body["bus"] = _CONNECTION_STATES.get(self._bus.nc._status, str(self._bus.nc._status))
+        elif self.ready and not ready and self._bus is not None:  # started, then lost the bus: in what state
+            body["bus"] = _CONNECTION_STATES.get(self._bus.nc._status, str(self._bus.nc._status))
         return JSONResponse(body, status_code=200 if ready else 503)
 
     def asgi(self) -> Starlette:

@@ -60,6 +60,7 @@ from gyre_runtime.hub.records import (
 )
 from gyre_runtime.models.manifest import MANIFEST_NAME, FileEntry, load_manifest, sha256_file, verify_manifest
 from gyre_runtime.state import buckets
+from gyre_runtime.state.kv_listing import current_values
 from gyre_runtime.state.kv_store import create, read, retry_on_conflict, write
 
 if TYPE_CHECKING:
@@ -91,17 +92,7 @@ class ModelHub:
 
     async def _values(self, pattern: str) -> list[bytes]:
         """The values of every key matching ``pattern`` (filtered by the server), deleted ones left out."""
-        watcher = await self.kv.watch(pattern, ignore_deletes=True)
-        values: list[bytes] = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # the end of the current values
-                    break
-                if entry.value:
-                    values.append(entry.value)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return values
+        return [entry.value for entry in await current_values(self.kv, pattern) if entry.value]
 
     async def versions(self, name: str | None = None) -> list[ModelVersion]:
         """Every pushed version (of ``name``), oldest pushed first."""

@@ -15,6 +15,7 @@ import msgspec
 from gyre_contracts import utc_now
 from gyre_runtime.state import buckets
 from gyre_runtime.state.keys import encode_key_part
+from gyre_runtime.state.kv_listing import current_values
 from gyre_runtime.state.kv_store import KvStore, read
 
 SERVED_PATTERN = "served.*"
@@ -45,14 +46,5 @@ class ModelRegistry(KvStore):
         return (await read(self.kv, served_key(model_id), _decoder.decode)).value
 
     async def list(self) -> list[ModelEntry]:
-        watcher = await self.kv.watch(SERVED_PATTERN, ignore_deletes=True)
-        entries = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # the end of the current values
-                    break
-                if entry.value:
-                    entries.append(_decoder.decode(entry.value))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        entries = [_decoder.decode(e.value) for e in await current_values(self.kv, SERVED_PATTERN) if e.value]
         return sorted(entries, key=lambda e: e.id)
