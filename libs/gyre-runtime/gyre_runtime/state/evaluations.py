@@ -30,6 +30,7 @@ from gyre_runtime.state.golden_sets import (
     parse_golden_jsonl,
     set_checksum,
 )
+from gyre_runtime.state.kv_listing import current_values
 from gyre_runtime.state.kv_store import KvStore, create, read
 
 if TYPE_CHECKING:
@@ -232,17 +233,11 @@ class EvaluationStore(KvStore):
 
     async def items(self, evaluation_id: str) -> dict[int, dict[str, Any]]:
         """Rows scored so far, by item index."""
-        watcher = await self.kv.watch(f"item.{evaluation_id}.*", ignore_deletes=True)
-        rows: dict[int, dict[str, Any]] = {}
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.value:
-                    rows[int(entry.key.rsplit(".", 1)[1])] = msgspec.json.decode(entry.value)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return rows
+        return {
+            int(entry.key.rsplit(".", 1)[1]): msgspec.json.decode(entry.value)
+            for entry in await current_values(self.kv, f"item.{evaluation_id}.*")
+            if entry.value
+        }
 
     async def drop_items(self, evaluation_id: str, count: int) -> None:
         for index in range(count):

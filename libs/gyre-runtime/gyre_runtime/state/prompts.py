@@ -20,6 +20,7 @@ import msgspec
 from nats.js.kv import KeyValue
 
 from gyre_runtime.state import buckets
+from gyre_runtime.state.kv_listing import current_values
 from gyre_runtime.state.kv_store import (
     KvStore,
     WriteConflict,
@@ -174,16 +175,7 @@ class PromptRegistry(KvStore):
 
     async def _keys(self, pattern: str) -> list[str]:
         """Keys matching a subject ``pattern`` (filtered by the server), deleted ones left out."""
-        watcher = await self.kv.watch(pattern, meta_only=True, ignore_deletes=True)
-        keys: list[str] = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # the end of the current values
-                    break
-                keys.append(entry.key)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return keys
+        return [entry.key for entry in await current_values(self.kv, pattern, meta_only=True)]
 
     async def names(self) -> list[str]:
         return sorted({key.split(".")[1] for key in await self._keys("template.*.*")})
