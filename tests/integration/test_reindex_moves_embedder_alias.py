@@ -35,7 +35,10 @@ async def test_the_switch_moves_the_alias_and_a_promotion_alone_is_refused(
     monkeypatch.setenv("GYRE_NATS_URL", nats_server.url)
     monkeypatch.setenv("GYRE_MODEL_DIR", str(store))
     monkeypatch.setenv("GYRE_DATA_DIR", str(tmp_path / "data"))
-    line = await move_embedder_alias(completed(new.model_version))
+    # As embed names the model it runs: by its main file's checksum, not the hub's folder digest.
+    served = f"embedder-b:1:{new.sha256[:12]}"
+    assert served != new.model_version
+    line = await move_embedder_alias(completed(served))
     assert line == f"embedder@production -> {new.model_version}"
     history = await hub.history("embedder", "production")
     assert [r.version for r in history] == [old.model_version, new.model_version]

@@ -32,7 +32,7 @@ from gyre_contracts import (
 from gyre_runtime.bus.connection import connect, ensure_topology
 from gyre_runtime.bus.publisher import Publisher
 from gyre_runtime.config import load_settings
-from gyre_runtime.hub import HubError, ModelHub, NotFound
+from gyre_runtime.hub import HubError, ModelHub, ModelVersion, NotFound
 
 Outcome = ReindexCompleted | ReindexFailed
 
@@ -102,6 +102,15 @@ async def request_reindex(args: argparse.Namespace) -> Outcome | None:
         await bus.close()
 
 
+def serves_as(version: ModelVersion, served: str) -> bool:
+    """Whether ``served`` (what embed records: ``name:version:<sha256 of its model file, 12>``) is ``version``.
+
+    The hub names a version by its folder digest; the embed service names the model it runs by the
+    main file's checksum (the name its collections and events have carried from the start)."""
+    m = version.manifest
+    return served in (version.id, f"{m.name}:{m.version}:{m.sha256[:12]}")
+
+
 async def move_embedder_alias(done: ReindexCompleted) -> str:
     """After a switch, ``embedder@production`` names the model that now serves search (pushed if the hub lacks it).
 
@@ -116,7 +125,7 @@ async def move_embedder_alias(done: ReindexCompleted) -> str:
         except NotFound:
             folder = settings.model_path / done.embedding_model.split(":", 1)[0]
             version = await hub.push(folder, pushed_by="gyre reindex")
-        if version.id != done.embedding_model:
+        if not serves_as(version, done.embedding_model):
             return (f"embedder@production not moved: the model store holds {version.id}, "
                     f"search uses {done.embedding_model}")
         record = await hub.promote("embedder", "production", version.id, by="gyre reindex", reindexed=True,
